@@ -1,0 +1,867 @@
+/**
+ * The pool's state machine.
+ *
+ * Every change to the pool's state happens inside one synchronous block (an
+ * `Effect.sync` or the body of an `Effect.suspend`), so no other fiber can
+ * observe it half done: a connection is handed to exactly one holder, and
+ * `idle + inUse + pending = total` holds between any two blocks. Work that
+ * takes time (connection set-up, closing, waiting) runs in fibers the pool
+ * owns: set-ups and closes in `FiberSet`s, the deadline timer and the
+ * maintenance as two long-lived fibers, all under the pool's scope.
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { ClearOptions, Pool, PoolStats, TypeId as PoolTypeId } from "../Pool.js"
+import type { Options, ResolvedOptions } from "../PoolConfig.js"
+import {
+  ConnectTimeoutError,
+  type PoolConfigError,
+  PoolClearedError,
+  PoolClosedError,
+  type PoolCounts,
+  type PoolError,
+  PoolTimeoutError,
+  PoolWaitQueueFullError
+} from "../PoolError.js"
+import type { CheckOutFailedReason, CloseReason, PoolEvent } from "../PoolEvent.js"
+import { resolve } from "./config.js"
+import * as Metrics from "./metrics.js"
+import * as WaitQueue from "./waitQueue.js"
+
+/** @internal */
+export const TypeId: PoolTypeId = Symbol.for("lifeguard/Pool") as PoolTypeId
+
+type State = "ready" | "paused" | "closed"
+
+/** A connection as the pool sees it. */
+interface Entry<A> {
+  readonly id: number
+  readonly value: A
+  readonly scope: Scope.CloseableScope
+  readonly generation: number
+  readonly retireAt: number
+  state: "idle" | "inUse" | "closed"
+  lastUsedAt: number
+  checkedOutAt: number
+  uses: number
+  invalidated: boolean
+  leakWatch: Fiber.RuntimeFiber<void> | undefined
+}
+
+type Waiter<A, E> = WaitQueue.Waiter<Entry<A>, PoolError | E>
+
+type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+
+type Spawn<R> = (effect: Effect.Effect<void, never, R>) => Fiber.RuntimeFiber<void, never>
+
+/** Compaction of abandoned waiters starts once this many sit in the queue. */
+const compactionFloor = 64
+
+const defaultRetrySchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
+  Schedule.union(Schedule.spaced("5 seconds")),
+  Schedule.jittered
+)
+
+class PoolImpl<A, E, R> implements Pool<A, E> {
+  readonly [TypeId]: PoolTypeId = TypeId
+  readonly name: string
+
+  private state: State
+  private generation = 0
+  private readonly idle: Array<Entry<A>> = []
+  private readonly entries = new Map<A, Entry<A>>()
+  private total = 0
+  private pending = 0
+  private inUse = 0
+  private liveWaiters = 0
+  private abandonedInQueue = 0
+  private nextConnectionId = 0
+  private lastConnectError: unknown = undefined
+  private subscribers = 0
+  private timerKick: Deferred.Deferred<void> | undefined = undefined
+  private timerParked = false
+  private maintenanceKick: Deferred.Deferred<void> | undefined = undefined
+  private allReturned: Deferred.Deferred<void> | undefined = undefined
+  private drained: Deferred.Deferred<void> | undefined = undefined
+  private readonly counters = {
+    checkouts: 0,
+    waits: 0,
+    timeouts: 0,
+    connectionsCreated: 0,
+    connectionsClosed: 0,
+    connectFailures: 0
+  }
+  private readonly metrics: Metrics.Metrics
+  private readonly retrySchedule: Schedule.Schedule<unknown, unknown, R>
+
+  constructor(
+    readonly options: ResolvedOptions,
+    private readonly config: Options<A, E, R>,
+    private readonly context: Context.Context<R>,
+    private readonly clock: Clock.Clock,
+    private readonly waiters: WaitQueue.WaiterDeque<Waiter<A, E>>,
+    private readonly waitQueue: Queue.Queue<Waiter<A, E>>,
+    private readonly eventHub: PubSub.PubSub<PoolEvent>,
+    private readonly setups: FiberSet.FiberSet<void>,
+    private readonly spawnSetup: Spawn<R>,
+    private readonly closers: FiberSet.FiberSet<void>,
+    private readonly spawnClose: Spawn<never>
+  ) {
+    this.name = options.name
+    this.state = options.startPaused ? "paused" : "ready"
+    this.metrics = Metrics.make(options.name)
+    this.retrySchedule = config.retrySchedule ?? defaultRetrySchedule
+    this.detectLeaks = options.leakDetectionThreshold !== Number.POSITIVE_INFINITY
+    this.plainGet = this.makeGet(undefined)
+  }
+
+  // --- checkout -----------------------------------------------------------
+
+  private readonly detectLeaks: boolean
+  private readonly plainGet: Effect.Effect<A, PoolError | E, Scope.Scope>
+
+  /** With leak detection on, each access records its call site for the leak report. */
+  get get(): Effect.Effect<A, PoolError | E, Scope.Scope> {
+    return this.detectLeaks ? this.makeGet(new Error()) : this.plainGet
+  }
+
+  private makeGet(site: Error | undefined): Effect.Effect<A, PoolError | E, Scope.Scope> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(this.checkout(restore, site), (entry) =>
+        Effect.flatMap(Effect.scope, (scope) =>
+          Effect.as(
+            // Unlike Effect.addFinalizer, Scope.addFinalizer does not diff FiberRefs: the return path needs none.
+            Scope.addFinalizer(scope, this.release(entry)),
+            entry.value
+          )))
+    )
+  }
+
+  use<B, E2, R2>(f: (connection: A) => Effect.Effect<B, E2, R2>): Effect.Effect<B, PoolError | E | E2, R2> {
+    const site = this.detectLeaks ? new Error() : undefined
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(this.checkout(restore, site), (entry) =>
+        Effect.flatMap(Effect.exit(restore(f(entry.value))), (exit) => Effect.zipRight(this.release(entry), exit)))
+    )
+  }
+
+  private now(): number {
+    return this.clock.unsafeCurrentTimeMillis()
+  }
+
+  private checkout(restore: Restore, site: Error | undefined): Effect.Effect<Entry<A>, PoolError | E> {
+    const handOut = this.detectLeaks
+      ? (entry: Effect.Effect<Entry<A>, PoolError | E>) =>
+        Effect.withFiberRuntime<Entry<A>, PoolError | E>((fiber) =>
+          Effect.tap(entry, (entry) => this.watchForLeak(entry, describeHolder(fiber, site)))
+        )
+      : (entry: Effect.Effect<Entry<A>, PoolError | E>) => entry
+    return handOut(Effect.suspend(() => {
+      const startedAt = this.now()
+      if (this.isListened()) this.emit({ type: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
+      if (this.state !== "ready") return this.refuse(startedAt)
+      if (this.liveWaiters === 0) {
+        const entry = this.takeIdle(startedAt)
+        if (entry !== undefined) {
+          this.markCheckedOut(entry, startedAt, startedAt)
+          return this.needsValidation(entry, startedAt)
+            ? this.validate(entry, restore, startedAt)
+            : Effect.succeed(entry)
+        }
+      }
+      return this.wait(restore, startedAt, false)
+    }))
+  }
+
+  private refuse(startedAt: number): Effect.Effect<never, PoolError> {
+    const error = this.state === "closed"
+      ? new PoolClosedError({ pool: this.name })
+      : new PoolClearedError({ pool: this.name, generation: this.generation, reason: "the pool is paused" })
+    this.checkoutFailed(startedAt, error._tag === "PoolClosedError" ? "poolClosed" : "connectionError", error)
+    return Effect.fail(error)
+  }
+
+  private wait(restore: Restore, startedAt: number, front: boolean): Effect.Effect<Entry<A>, PoolError | E> {
+    if (this.liveWaiters >= this.options.maxWaiters) {
+      const error = new PoolWaitQueueFullError({ pool: this.name, maxWaiters: this.options.maxWaiters })
+      this.checkoutFailed(startedAt, "waitQueueFull", error)
+      return Effect.fail(error)
+    }
+    const waiter: Waiter<A, E> = {
+      deferred: Deferred.unsafeMake(FiberId.none),
+      startedAt,
+      deadline: startedAt + this.options.acquireTimeout,
+      settled: false,
+      served: undefined
+    }
+    if (front) this.waiters.unshift(waiter)
+    else this.waitQueue.unsafeOffer(waiter)
+    this.liveWaiters++
+    this.counters.waits++
+    this.metrics.waiters(this.liveWaiters)
+    this.ensureCapacity()
+    if (front || this.timerParked) this.kick("timer")
+    return Effect.matchCauseEffect(restore(Deferred.await(waiter.deferred)), {
+      onFailure: (cause) => {
+        this.abandon(waiter)
+        return Effect.failCause(cause)
+      },
+      onSuccess: (entry) => {
+        waiter.served = undefined
+        return this.needsValidation(entry, this.now()) ? this.validate(entry, restore, startedAt) : Effect.succeed(entry)
+      }
+    }).pipe(Effect.withSpan("lifeguard.pool.wait", { attributes: { "lifeguard.pool": this.name } }))
+  }
+
+  /** The caller stopped waiting: its slot is dead, and a connection it was handed at that instant moves on. */
+  private abandon(waiter: Waiter<A, E>): void {
+    if (!waiter.settled) {
+      waiter.settled = true
+      this.liveWaiters--
+      this.abandonedInQueue++
+      this.metrics.waiters(this.liveWaiters)
+      this.checkoutFailed(waiter.startedAt, "interrupted", undefined)
+      if (this.abandonedInQueue > compactionFloor && this.abandonedInQueue * 2 > this.waiters.length()) {
+        this.waiters.compact()
+        this.abandonedInQueue = 0
+      }
+    } else if (waiter.served !== undefined) {
+      const entry = waiter.served
+      waiter.served = undefined
+      this.checkIn(entry, true)
+    }
+  }
+
+  private needsValidation(entry: Entry<A>, now: number): boolean {
+    return this.config.validate !== undefined && now - entry.lastUsedAt >= this.options.validateAfterIdle
+  }
+
+  private validate(entry: Entry<A>, restore: Restore, startedAt: number): Effect.Effect<Entry<A>, PoolError | E> {
+    return Effect.flatMap(this.check(this.config.validate!(entry.value)), (healthy) => {
+      if (healthy) return Effect.succeed(entry)
+      this.inUse--
+      this.destroy(entry, "error", "validation failed")
+      return this.retryAfterInvalid(restore, startedAt)
+    })
+  }
+
+  /** After a failed validation the caller keeps its place: it goes to the front of the queue. */
+  private retryAfterInvalid(restore: Restore, startedAt: number): Effect.Effect<Entry<A>, PoolError | E> {
+    return Effect.suspend(() => {
+      if (this.state !== "ready") return this.refuse(startedAt)
+      const now = this.now()
+      const entry = this.liveWaiters === 0 ? this.takeIdle(now) : undefined
+      if (entry === undefined) return this.wait(restore, startedAt, true)
+      this.markCheckedOut(entry, startedAt, now)
+      return this.needsValidation(entry, now) ? this.validate(entry, restore, startedAt) : Effect.succeed(entry)
+    })
+  }
+
+  /** Runs a user check (validate or reset) bounded by checkTimeout; any failure counts as "broken". */
+  private check(effect: Effect.Effect<boolean, unknown, R>): Effect.Effect<boolean> {
+    return effect.pipe(
+      Effect.timeout(this.options.checkTimeout),
+      Effect.provide(this.context),
+      Effect.catchAllCause(() => Effect.succeed(false))
+    )
+  }
+
+  /** Takes the next idle connection, closing any that went stale, idle too long or past their lifetime. */
+  private takeIdle(now: number): Entry<A> | undefined {
+    while (this.idle.length > 0) {
+      const entry = this.options.reuse === "lifo" ? this.idle.pop()! : this.idle.shift()!
+      const reason = this.idleRetireReason(entry, now)
+      if (reason === undefined) return entry
+      this.destroy(entry, reason)
+    }
+    return undefined
+  }
+
+  private idleRetireReason(entry: Entry<A>, now: number): CloseReason | undefined {
+    if (entry.generation !== this.generation) return "stale"
+    if (now - entry.lastUsedAt >= this.options.idleTimeout) return "idle"
+    if (now >= entry.retireAt) return "lifetime"
+    return undefined
+  }
+
+  private markCheckedOut(entry: Entry<A>, startedAt: number, now: number): void {
+    entry.state = "inUse"
+    entry.uses++
+    entry.checkedOutAt = now
+    this.inUse++
+    this.counters.checkouts++
+    this.metrics.checkouts(1)
+    this.metrics.checkoutWait(now - startedAt)
+    this.updateGauges()
+    if (this.isListened()) {
+      this.emit({
+        type: "ConnectionCheckedOut",
+        pool: this.name,
+        time: now,
+        connectionId: entry.id,
+        duration: now - startedAt
+      })
+    }
+  }
+
+  // --- return ------------------------------------------------------------
+
+  private release(entry: Entry<A>): Effect.Effect<void> {
+    if (this.config.reset === undefined || entry.state !== "inUse" || this.state === "closed") {
+      return Effect.sync(() => this.checkIn(entry, true))
+    }
+    return Effect.flatMap(
+      this.check(this.config.reset(entry.value)),
+      (healthy) => Effect.sync(() => this.checkIn(entry, healthy))
+    )
+  }
+
+  private checkIn(entry: Entry<A>, healthy: boolean): void {
+    const now = this.now()
+    if (this.isListened()) {
+      this.emit({
+        type: "ConnectionCheckedIn",
+        pool: this.name,
+        time: now,
+        connectionId: entry.id,
+        duration: now - entry.checkedOutAt
+      })
+    }
+    // Closed while out (clear with interruptInUse, or the drain deadline): already accounted for.
+    if (entry.state !== "inUse") return
+    this.inUse--
+    this.metrics.connectionUse(now - entry.checkedOutAt)
+    if (entry.leakWatch !== undefined) {
+      entry.leakWatch.unsafeInterruptAsFork(FiberId.none)
+      entry.leakWatch = undefined
+    }
+    const reason = this.returnRetireReason(entry, now, healthy)
+    if (reason === undefined) {
+      entry.lastUsedAt = now
+      this.handOff(entry)
+    } else {
+      this.destroy(entry, reason)
+    }
+    if (this.inUse === 0 && this.allReturned !== undefined) Deferred.unsafeDone(this.allReturned, Exit.void)
+    this.updateGauges()
+  }
+
+  private returnRetireReason(entry: Entry<A>, now: number, healthy: boolean): CloseReason | undefined {
+    if (this.state === "closed") return "poolClosed"
+    if (entry.generation !== this.generation) return "stale"
+    if (!healthy) return "error"
+    if (entry.invalidated) return "invalidated"
+    if (entry.uses >= this.options.maxUses) return "maxUses"
+    if (now >= entry.retireAt) return "lifetime"
+    return undefined
+  }
+
+  /** Gives a connection to the oldest live waiter, or parks it idle. */
+  private handOff(entry: Entry<A>): void {
+    for (;;) {
+      const waiter = this.waiters.poll(undefined)
+      if (waiter === undefined) break
+      if (waiter.settled) {
+        this.abandonedInQueue--
+        continue
+      }
+      waiter.settled = true
+      waiter.served = entry
+      this.liveWaiters--
+      this.metrics.waiters(this.liveWaiters)
+      this.markCheckedOut(entry, waiter.startedAt, this.now())
+      Deferred.unsafeDone(waiter.deferred, Exit.succeed(entry))
+      return
+    }
+    entry.state = "idle"
+    this.idle.push(entry)
+  }
+
+  invalidate(connection: A): Effect.Effect<void> {
+    return Effect.sync(() => {
+      const entry = this.entries.get(connection)
+      if (entry !== undefined) entry.invalidated = true
+    })
+  }
+
+  // --- connections --------------------------------------------------------
+
+  /** Starts set-ups while waiters (and minIdle) want more than idle and pending cover, within the limits. */
+  private ensureCapacity(): void {
+    if (this.state !== "ready") return
+    let deficit = this.liveWaiters + this.options.minIdle - this.idle.length - this.pending
+    while (deficit > 0 && this.total < this.options.maxSize && this.pending < this.options.maxConnecting) {
+      this.total++
+      this.pending++
+      deficit--
+      this.spawnSetup(this.setUp(this.generation))
+    }
+    this.updateGauges()
+  }
+
+  private setUpStillWanted(generation: number): boolean {
+    return this.state === "ready" && generation === this.generation &&
+      this.liveWaiters + this.options.minIdle > this.idle.length + this.pending - 1
+  }
+
+  private setUp(generation: number): Effect.Effect<void, never, R> {
+    const attempt = Effect.suspend(() => {
+      const id = ++this.nextConnectionId
+      const startedAt = this.now()
+      this.emitIfListened(() => ({ type: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
+      return Effect.flatMap(Scope.make(), (scope) =>
+        this.config.acquire.pipe(
+          Scope.extend(scope),
+          // A factory whose acquire is uninterruptible (acquireRelease) still honours createTimeout:
+          // it finishes in the background and its finalizer runs when it lands in the closed scope.
+          Effect.disconnect,
+          Effect.timeoutFail({
+            duration: this.options.createTimeout,
+            onTimeout: () => new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(this.options.createTimeout) })
+          }),
+          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)),
+          Effect.tapErrorCause((cause) => this.connectFailed(id, cause)),
+          Effect.map((value) => ({ id, value, scope, startedAt }))
+        ))
+    })
+    return attempt.pipe(
+      Effect.retry({ schedule: this.retrySchedule, while: () => this.setUpStillWanted(generation) }),
+      Effect.zip(Effect.randomWith((random) => random.next)),
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          this.pending--
+          if (Exit.isSuccess(exit)) {
+            const [made, random] = exit.value
+            this.register(made.id, made.value, made.scope, generation, made.startedAt, random)
+          } else {
+            this.total--
+            if (!Exit.isInterrupted(exit) && this.setUpStillWanted(generation)) this.failOldestWaiter(exit.cause)
+          }
+          this.ensureCapacity()
+        })
+      ),
+      Effect.ignore,
+      Effect.annotateLogs("pool", this.name)
+    )
+  }
+
+  private connectFailed(id: number, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    const error = Cause.squash(cause)
+    this.lastConnectError = error
+    this.counters.connectFailures++
+    this.metrics.connectFailures(1)
+    this.emitIfListened(() => ({
+      type: "ConnectionClosed",
+      pool: this.name,
+      time: this.now(),
+      connectionId: id,
+      reason: "error",
+      error
+    }))
+    return Effect.logWarning("connection set-up failed", error)
+  }
+
+  private register(
+    id: number,
+    value: A,
+    scope: Scope.CloseableScope,
+    generation: number,
+    startedAt: number,
+    random: number
+  ): void {
+    const now = this.now()
+    const entry: Entry<A> = {
+      id,
+      value,
+      scope,
+      generation,
+      retireAt: startedAt + this.options.maxLifetime - random * this.options.lifetimeJitter,
+      state: "idle",
+      lastUsedAt: now,
+      checkedOutAt: now,
+      uses: 0,
+      invalidated: false,
+      leakWatch: undefined
+    }
+    this.entries.set(value, entry)
+    this.counters.connectionsCreated++
+    this.metrics.connectionsCreated(1)
+    this.metrics.connectionSetup(now - startedAt)
+    this.emitIfListened(() => ({
+      type: "ConnectionReady",
+      pool: this.name,
+      time: now,
+      connectionId: id,
+      duration: now - startedAt
+    }))
+    if (this.state === "closed") this.destroy(entry, "poolClosed")
+    else if (generation !== this.generation) this.destroy(entry, "stale")
+    else this.handOff(entry)
+  }
+
+  /** Forgets a connection now and closes its scope in the background. */
+  private destroy(entry: Entry<A>, reason: CloseReason, error?: unknown): void {
+    entry.state = "closed"
+    this.total--
+    this.entries.delete(entry.value)
+    this.counters.connectionsClosed++
+    this.metrics.connectionsClosed(reason, 1)
+    this.emitIfListened(() => ({
+      type: "ConnectionClosed",
+      pool: this.name,
+      time: this.now(),
+      connectionId: entry.id,
+      reason,
+      ...(error === undefined ? {} : { error })
+    }))
+    if (entry.leakWatch !== undefined) {
+      entry.leakWatch.unsafeInterruptAsFork(FiberId.none)
+      entry.leakWatch = undefined
+    }
+    this.spawnClose(Scope.close(entry.scope, Exit.void))
+    this.ensureCapacity()
+  }
+
+  /** Closes a connection that is checked out; its holder's return becomes a no-op. */
+  private closeInUse(entry: Entry<A>, reason: CloseReason): void {
+    this.inUse--
+    this.destroy(entry, reason)
+  }
+
+  private watchForLeak(entry: Entry<A>, holder: string): Effect.Effect<void> {
+    return Effect.sync(() => this.startLeakWatch(entry, holder))
+  }
+
+  private startLeakWatch(entry: Entry<A>, holder: string): void {
+    if (entry.state !== "inUse") return
+    const threshold = this.options.leakDetectionThreshold
+    entry.leakWatch = this.spawnClose(
+      Effect.sleep(threshold).pipe(
+        Effect.zipRight(Effect.suspend(() => {
+          this.emitIfListened(() => ({
+            type: "ConnectionLeakSuspected",
+            pool: this.name,
+            time: this.now(),
+            connectionId: entry.id,
+            heldFor: this.now() - entry.checkedOutAt,
+            checkedOutAt: holder
+          }))
+          return Effect.logWarning(
+            `connection ${entry.id} of pool "${this.name}" has been checked out for longer than ` +
+              `leakDetectionThreshold (${Duration.format(threshold)}); was it returned? It was checked out ${holder}`
+          )
+        })),
+        Effect.annotateLogs("pool", this.name)
+      )
+    )
+  }
+
+  // --- waiters: deadlines and mass failure ---------------------------------
+
+  private liveHead(): Waiter<A, E> | undefined {
+    for (;;) {
+      const head = this.waiters.peek()
+      if (head === undefined || !head.settled) return head
+      this.waiters.poll(undefined)
+      this.abandonedInQueue--
+    }
+  }
+
+  /** One fiber enforces every waiter's deadline: the queue is FIFO and the timeout fixed, so the head expires first. */
+  private readonly deadlineTimer: Effect.Effect<never> = Effect.suspend(() => {
+    const head = this.liveHead()
+    this.timerParked = head === undefined
+    if (head === undefined) return this.awaitKick("timer")
+    const remaining = head.deadline - this.now()
+    if (remaining > 0) return Effect.raceFirst(this.clock.sleep(Duration.millis(remaining)), this.awaitKick("timer"))
+    this.waiters.poll(undefined)
+    this.failWaiter(head, "timeout", new PoolTimeoutError({
+      pool: this.name,
+      timeout: Duration.millis(this.options.acquireTimeout),
+      maxSize: this.options.maxSize,
+      counts: this.counts(),
+      lastConnectError: this.lastConnectError
+    }))
+    this.counters.timeouts++
+    return Effect.void
+  }).pipe(Effect.forever)
+
+  private failWaiter(waiter: Waiter<A, E>, reason: CheckOutFailedReason, error: PoolError): void {
+    waiter.settled = true
+    this.liveWaiters--
+    this.metrics.waiters(this.liveWaiters)
+    this.checkoutFailed(waiter.startedAt, reason, error)
+    Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
+  }
+
+  private failAllWaiters(reason: CheckOutFailedReason, error: PoolError): void {
+    for (let waiter = this.waiters.poll(undefined); waiter !== undefined; waiter = this.waiters.poll(undefined)) {
+      if (!waiter.settled) this.failWaiter(waiter, reason, error)
+    }
+    this.abandonedInQueue = 0
+  }
+
+  /** A set-up gave up (its retry schedule ran out): the oldest waiter learns why. */
+  private failOldestWaiter(cause: Cause.Cause<unknown>): void {
+    const head = this.liveHead()
+    if (head === undefined) return
+    this.waiters.poll(undefined)
+    head.settled = true
+    this.liveWaiters--
+    this.metrics.waiters(this.liveWaiters)
+    this.checkoutFailed(head.startedAt, "connectionError", Cause.squash(cause))
+    Deferred.unsafeDone(head.deferred, Exit.failCause(cause as Cause.Cause<E>))
+  }
+
+  private checkoutFailed(startedAt: number, reason: CheckOutFailedReason, error: unknown): void {
+    this.metrics.checkoutFailures(reason, 1)
+    this.emitIfListened(() => {
+      const now = this.now()
+      return {
+        type: "ConnectionCheckOutFailed",
+        pool: this.name,
+        time: now,
+        reason,
+        duration: now - startedAt,
+        ...(error === undefined ? {} : { error })
+      }
+    })
+  }
+
+  // --- generations, maintenance, drain -------------------------------------
+
+  clear(options: ClearOptions = {}): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.state !== "ready") return Effect.void
+      const interruptInUse = options.interruptInUse ?? false
+      const stale = this.generation++
+      if (options.pause === true) this.state = "paused"
+      this.emitIfListened(() => ({
+        type: "ConnectionPoolCleared",
+        pool: this.name,
+        time: this.now(),
+        generation: this.generation,
+        interruptInUseConnections: interruptInUse
+      }))
+      this.failAllWaiters(
+        "connectionError",
+        new PoolClearedError({ pool: this.name, generation: this.generation, reason: options.reason })
+      )
+      for (const entry of this.idle.splice(0)) this.destroy(entry, "stale")
+      if (interruptInUse) {
+        for (const entry of this.entries.values()) {
+          if (entry.state === "inUse" && entry.generation === stale) this.closeInUse(entry, "stale")
+        }
+      }
+      this.updateGauges()
+      this.kick("maintenance")
+      return Effect.logInfo(`pool cleared, now at generation ${this.generation}`, options.reason ?? "").pipe(
+        Effect.annotateLogs("pool", this.name)
+      )
+    })
+  }
+
+  readonly ready: Effect.Effect<void> = Effect.sync(() => {
+    if (this.state !== "paused") return
+    this.state = "ready"
+    this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+    this.kick("maintenance")
+  })
+
+  /** Retires idle connections that are stale, idle too long or too old, then refills to minIdle. */
+  private maintain(): void {
+    const now = this.now()
+    const keep: Array<Entry<A>> = []
+    for (const entry of this.idle.splice(0)) {
+      const reason = this.idleRetireReason(entry, now)
+      if (reason === undefined) keep.push(entry)
+      else this.destroy(entry, reason)
+    }
+    this.idle.push(...keep)
+    this.ensureCapacity()
+  }
+
+  private readonly maintenance: Effect.Effect<never> = Effect.suspend(() => {
+    this.maintain()
+    return Effect.raceFirst(this.clock.sleep(Duration.millis(this.options.maintenanceInterval)), this.awaitKick("maintenance"))
+  }).pipe(Effect.forever)
+
+  private awaitKick(which: "timer" | "maintenance"): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const deferred = Deferred.unsafeMake<void>(FiberId.none)
+      if (which === "timer") this.timerKick = deferred
+      else this.maintenanceKick = deferred
+      return Deferred.await(deferred)
+    })
+  }
+
+  private kick(which: "timer" | "maintenance"): void {
+    const deferred = which === "timer" ? this.timerKick : this.maintenanceKick
+    if (deferred === undefined) return
+    if (which === "timer") this.timerKick = undefined
+    else this.maintenanceKick = undefined
+    Deferred.unsafeDone(deferred, Exit.void)
+  }
+
+  readonly drain: Effect.Effect<void> = Effect.uninterruptible(Effect.suspend(() => {
+    if (this.drained !== undefined) return Deferred.await(this.drained)
+    const drained = Deferred.unsafeMake<void>(FiberId.none)
+    this.drained = drained
+    this.state = "closed"
+    this.failAllWaiters("poolClosed", new PoolClosedError({ pool: this.name }))
+    for (const entry of this.idle.splice(0)) this.destroy(entry, "poolClosed")
+    this.updateGauges()
+    this.emitIfListened(() => ({ type: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
+    const allReturned = Deferred.unsafeMake<void>(FiberId.none)
+    if (this.inUse === 0) Deferred.unsafeDone(allReturned, Exit.void)
+    else this.allReturned = allReturned
+    return Deferred.await(allReturned).pipe(
+      Effect.timeout(this.options.drainTimeout),
+      Effect.catchAll(() =>
+        Effect.suspend(() => {
+          const late = [...this.entries.values()].filter((entry) => entry.state === "inUse")
+          for (const entry of late) this.closeInUse(entry, "poolClosed")
+          return Effect.logWarning(
+            `closed ${late.length} connection(s) still checked out after drainTimeout ` +
+              `(${Duration.format(Duration.millis(this.options.drainTimeout))})`
+          )
+        })
+      ),
+      Effect.zipRight(FiberSet.clear(this.setups)),
+      Effect.zipRight(FiberSet.awaitEmpty(this.closers)),
+      Effect.zipRight(this.waitQueue.shutdown),
+      Effect.zipRight(PubSub.shutdown(this.eventHub)),
+      Effect.zipRight(Deferred.succeed(drained, undefined)),
+      Effect.annotateLogs("pool", this.name)
+    )
+  }))
+
+  // --- observability -------------------------------------------------------
+
+  private counts(): PoolCounts {
+    return {
+      total: this.total,
+      idle: this.idle.length,
+      inUse: this.inUse,
+      pending: this.pending,
+      waiting: this.liveWaiters
+    }
+  }
+
+  readonly stats: Effect.Effect<PoolStats> = Effect.sync(() => ({
+    ...this.counts(),
+    generation: this.generation,
+    paused: this.state === "paused",
+    closed: this.state === "closed",
+    ...this.counters
+  }))
+
+  readonly events: Stream.Stream<PoolEvent> = Stream.unwrapScoped(
+    Effect.gen(this, function*() {
+      const subscription = yield* PubSub.subscribe(this.eventHub)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => this.subscribers++),
+        () => Effect.sync(() => this.subscribers--)
+      )
+      return Stream.fromQueue(subscription)
+    })
+  )
+
+  private updateGauges(): void {
+    this.metrics.idle(this.idle.length)
+    this.metrics.inUse(this.inUse)
+    this.metrics.pending(this.pending)
+    this.metrics.size(this.total)
+  }
+
+  private isListened(): boolean {
+    return this.config.onEvent !== undefined || this.subscribers > 0
+  }
+
+  private emit(event: PoolEvent): void {
+    this.config.onEvent?.(event)
+    if (this.subscribers > 0) this.eventHub.unsafeOffer(event)
+  }
+
+  private emitIfListened(make: () => PoolEvent): void {
+    if (this.isListened()) this.emit(make())
+  }
+
+  /** Starts the background fibers and announces the pool. */
+  start(spawn: Spawn<never>): void {
+    this.emitIfListened(() => ({ type: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
+    if (this.state === "ready") {
+      this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+    }
+    spawn(Effect.asVoid(this.deadlineTimer))
+    spawn(Effect.asVoid(this.maintenance))
+  }
+}
+
+/** Who holds a connection, for leak reports: the fiber, the spans it runs in, and the call site. */
+const describeHolder = (fiber: Fiber.RuntimeFiber<unknown, unknown>, site: Error | undefined): string => {
+  const spans: Array<string> = []
+  for (let span = fiber.currentSpan; span !== undefined && spans.length < 8;) {
+    if (span._tag === "ExternalSpan") {
+      spans.push(`external ${span.spanId}`)
+      break
+    }
+    spans.push(span.name)
+    span = Option.getOrUndefined(span.parent)
+  }
+  const frame = site?.stack?.split("\n").slice(1).map((line) => line.trim())
+    .find((line) => !line.includes("/node_modules/") && !line.includes("/internal/pool."))
+  return `by fiber ${FiberId.threadName(fiber.id())}` +
+    (spans.length > 0 ? ` in span ${spans.join(" < ")}` : "") +
+    (frame === undefined ? "" : `, ${frame}`)
+}
+
+/** @internal */
+export const make = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Pool<A, E>, PoolConfigError, Scope.Scope | R> =>
+  Effect.gen(function*() {
+    const resolved = yield* resolve(options)
+    const context = yield* Effect.context<R>()
+    const clock = yield* Effect.clock
+    const background = yield* FiberSet.make<void>()
+    const spawnBackground = yield* FiberSet.runtime(background)<never>()
+    const closers = yield* FiberSet.make<void>()
+    const spawnClose = yield* FiberSet.runtime(closers)<never>()
+    const setups = yield* FiberSet.make<void>()
+    const spawnSetup = yield* FiberSet.runtime(setups)<R>()
+    const { deque, queue } = yield* WaitQueue.make<Waiter<A, E>>()
+    const eventHub = yield* PubSub.unbounded<PoolEvent>()
+    const pool = new PoolImpl(
+      resolved,
+      options,
+      context,
+      clock,
+      deque,
+      queue,
+      eventHub,
+      setups,
+      spawnSetup,
+      closers,
+      spawnClose
+    )
+    // Finalizers run last-added first: drain runs before the fiber sets interrupt what is left.
+    yield* Effect.addFinalizer(() => pool.drain)
+    pool.start(spawnBackground)
+    return pool
+  })
+
