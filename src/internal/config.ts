@@ -55,7 +55,11 @@ export const resolve = (settings: Settings): Either.Either<ResolvedOptions, Pool
       continue
     }
     const decoded = Duration.decodeUnknown(input)
-    if (Option.isNone(decoded)) {
+    // Duration clamps negative numbers to zero; a negative setting is a mistake worth naming.
+    if ((typeof input === "number" || typeof input === "bigint") && input < 0) {
+      problems.push(`${key} must not be negative (got ${String(input)})`)
+      millis[key] = defaults[key]
+    } else if (Option.isNone(decoded)) {
       problems.push(`${key} is not a duration: ${JSON.stringify(input)}`)
       millis[key] = defaults[key]
     } else {

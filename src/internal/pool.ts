@@ -153,7 +153,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
-  use<B, E2, R2>(f: (connection: A) => Effect.Effect<B, E2, R2>): Effect.Effect<B, PoolError | E | E2, R2> {
+  readonly use = <B, E2, R2>(f: (connection: A) => Effect.Effect<B, E2, R2>): Effect.Effect<B, PoolError | E | E2, R2> => {
     const site = this.detectLeaks ? new Error() : undefined
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(this.checkout(restore, site), (entry) =>
@@ -276,6 +276,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   /** Runs a user check (validate or reset) bounded by checkTimeout; any failure counts as "broken". */
   private check(effect: Effect.Effect<boolean, unknown, R>): Effect.Effect<boolean> {
     return effect.pipe(
+      // Checks run inside uninterruptible regions; the timeout must still be able to stop them.
+      Effect.interruptible,
       Effect.timeout(this.options.checkTimeout),
       Effect.provide(this.context),
       Effect.catchAllCause(() => Effect.succeed(false))
@@ -393,12 +395,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.idle.push(entry)
   }
 
-  invalidate(connection: A): Effect.Effect<void> {
-    return Effect.sync(() => {
+  readonly invalidate = (connection: A): Effect.Effect<void> =>
+    Effect.sync(() => {
       const entry = this.entries.get(connection)
       if (entry !== undefined) entry.invalidated = true
     })
-  }
 
   // --- connections --------------------------------------------------------
 
@@ -646,8 +647,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   // --- generations, maintenance, drain -------------------------------------
 
-  clear(options: ClearOptions = {}): Effect.Effect<void> {
-    return Effect.suspend(() => {
+  readonly clear = (options: ClearOptions = {}): Effect.Effect<void> =>
+    Effect.suspend(() => {
       if (this.state !== "ready") return Effect.void
       const interruptInUse = options.interruptInUse ?? false
       const stale = this.generation++
@@ -675,7 +676,6 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         Effect.annotateLogs("pool", this.name)
       )
     })
-  }
 
   readonly ready: Effect.Effect<void> = Effect.sync(() => {
     if (this.state !== "paused") return
@@ -732,6 +732,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     if (this.inUse === 0) Deferred.unsafeDone(allReturned, Exit.void)
     else this.allReturned = allReturned
     return Deferred.await(allReturned).pipe(
+      // Drain is uninterruptible; its deadline must still be able to stop the wait.
+      Effect.interruptible,
       Effect.timeout(this.options.drainTimeout),
       Effect.catchAll(() =>
         Effect.suspend(() => {

@@ -1,0 +1,360 @@
+/**
+ * The lifeguard pool of `PgConnection`s and the @effect/sql `SqlClient` /
+ * `PgClient` on top of it.
+ *
+ * A statement outside a transaction checks a connection out for itself with
+ * `pool.use` (no Scope). `withTransaction`, `reserve` and streams pin one
+ * connection with `pool.get` for their whole life. Either way a connection goes
+ * back only once it is clean: no query running, outside any transaction block,
+ * still alive; otherwise it is rolled back or destroyed first.
+ *
+ * @internal
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { SqlError } from "@effect/sql/SqlError"
+import * as Statement from "@effect/sql/Statement"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as RcRef from "effect/RcRef"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import pg from "pg"
+import Cursor from "pg-cursor"
+import type { Pool } from "../../Pool.js"
+import { make as makePool } from "../../internal/pool.js"
+import type { PoolConfigError, PoolError } from "../../PoolError.js"
+import type { Options, PgPoolClient } from "../PgPool.js"
+import { type Resolved, resolve } from "./config.js"
+import { type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
+import { checkoutFailed, connectFailed, isServerGoingAway, queryFailed } from "./errors.js"
+
+type TransformRows = (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+
+const keep = <A>(_: PgConnection, result: Effect.Effect<A, SqlError>) => result
+const identity = <A>(a: A) => a
+const ignore = () => undefined
+const always = () => true
+const rowsOnly = (result: any) => result.rows
+const cursorBatch = 128
+
+/** @internal */
+export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
+  Effect.gen(function*() {
+    const config = resolve(options)
+    const name = config.settings.name!
+    // Set once the pool exists; connections are only made after that.
+    let pool: Pool<PgConnection, SqlError> = undefined as never
+    // Bumped on every clear this adapter makes: one server shutdown clears the pool once, not once per connection.
+    let epoch = 0
+    const owner: Owner & { cancelTimeout: number } = {
+      name,
+      cancelTimeout: 5_000,
+      onGone: (connection, error) => {
+        if (isServerGoingAway(error) && connection.epoch === epoch) {
+          epoch++
+          Effect.runFork(pool.clear({ reason: error }))
+        }
+      }
+    }
+
+    /** Makes a returning connection fit for the next user, or retires it. */
+    const settle = (connection: PgConnection): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (connection.gone !== undefined || connection.running > 0) return pool.invalidate(connection)
+        if (connection.txStatus === "I") return Effect.void
+        // Returned inside a transaction block (a bare BEGIN, a failed COMMIT): roll it back here.
+        return connection.run("ROLLBACK", [], false, ignore, keep, connection.cancelQuery).pipe(
+          Effect.timeout(owner.cancelTimeout),
+          Effect.matchEffect({
+            onFailure: () => pool.invalidate(connection),
+            onSuccess: () => connection.clean ? Effect.void : pool.invalidate(connection)
+          })
+        )
+      }).pipe(Effect.uninterruptible)
+
+    const settleIfDirty = <A>(connection: PgConnection, result: Effect.Effect<A, SqlError>) =>
+      connection.clean ? result : Effect.zipRight(settle(connection), result)
+
+    const connect = (connection: PgConnection) =>
+      Effect.async<void, SqlError>((resume) => {
+        connection.connect((error) => resume(error ? Effect.fail(connectFailed(name, config.describe, error)) : Effect.void))
+        // Interrupted (createTimeout, pool closing): drop the half-open socket now.
+        return Effect.sync(() => connection.connection.stream.destroy())
+      })
+
+    const applySessionSettings = (connection: PgConnection) => {
+      if (config.sessionSettings.length === 0) return Effect.void
+      const params = config.sessionSettings.flat()
+      const calls = config.sessionSettings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`)
+      return connection.run(`SELECT ${calls.join(", ")}`, params, false, ignore, keep, connection.cancelQuery).pipe(
+        Effect.mapError((error) => connectFailed(name, config.describe, error.cause))
+      )
+    }
+
+    const acquire = Effect.gen(function*() {
+      const connection = new PgConnection(config.client, owner)
+      connection.epoch = epoch
+      connection.cancelAndSettle = Effect.zipRight(connection.cancelQuery, settle(connection))
+      // Registered before connecting, so a set-up cut short by createTimeout still closes the socket.
+      yield* Effect.addFinalizer(() => close(connection))
+      yield* connect(connection)
+      yield* applySessionSettings(connection)
+      return connection
+    })
+
+    pool = yield* makePool<PgConnection, SqlError, never>({
+      ...config.settings,
+      acquire,
+      // Runs only for connections idle longer than validateAfterIdle: a cheap round trip.
+      validate: (connection) =>
+        connection.gone === undefined
+          ? connection.run("SELECT 1", [], false, always, keep, connection.cancelQuery)
+          : Effect.succeed(false),
+      ...(options.discardOnReturn === true
+        ? {
+          reset: (connection: PgConnection) =>
+            connection.clean
+              ? connection.run("DISCARD ALL", [], false, always, keep, connection.cancelQuery)
+              : Effect.succeed(false)
+        }
+        : {}),
+      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent })
+    })
+    owner.cancelTimeout = pool.options.checkTimeout
+
+    // A connection found dead at checkout had no statement sent on it: retrying is safe.
+    const goneAtCheckout = new SqlError({ message: "connection found closed at checkout" })
+    // A checkout can lose a connection that died idle, or be failed by the clear that followed a shutdown.
+    const checkoutRetries = pool.options.maxSize + 2
+    const retryable = (error: PoolError | SqlError) => error === goneAtCheckout || error._tag === "PoolClearedError"
+
+    /** Runs one statement on a connection checked out for it alone. */
+    const runPooled = <A>(sql: string, params: ReadonlyArray<unknown>, arrays: boolean, map: (result: any) => A) => {
+      const onConnection = (connection: PgConnection): Effect.Effect<A, SqlError> =>
+        connection.gone === undefined
+          ? connection.run(sql, params, arrays, map, settleIfDirty, connection.cancelAndSettle)
+          : Effect.zipRight(pool.invalidate(connection), Effect.fail(goneAtCheckout))
+      const attempt = (retries: number): Effect.Effect<A, SqlError> =>
+        Effect.catchAll(
+          pool.use(onConnection),
+          (error) => retries > 0 && retryable(error) ? attempt(retries - 1) : Effect.fail(checkoutFailed(error))
+        )
+      return attempt(checkoutRetries)
+    }
+
+    /** Checks out a connection for the current scope (transactions, reserve, streams). */
+    const reserveConnection: Effect.Effect<PgConnection, SqlError, Scope.Scope> = Effect.flatMap(
+      Effect.scope,
+      (outer) => {
+        const attempt = (retries: number): Effect.Effect<PgConnection, SqlError> =>
+          Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) =>
+            Effect.matchEffect(Scope.extend(pool.get, scope), {
+              onFailure: (error) =>
+                Effect.zipRight(
+                  Scope.close(scope, Exit.void),
+                  retries > 0 && retryable(error) ? attempt(retries - 1) : Effect.fail(checkoutFailed(error))
+                ),
+              onSuccess: (connection) => {
+                if (connection.gone !== undefined && retries > 0) {
+                  return pool.invalidate(connection).pipe(
+                    Effect.zipRight(Scope.close(scope, Exit.void)),
+                    Effect.zipRight(attempt(retries - 1))
+                  )
+                }
+                // Added after pool.get's own finalizer, so it runs first: the connection is clean when it goes back.
+                return Effect.as(Scope.addFinalizer(scope, settle(connection)), connection)
+              }
+            }))
+        // withTransaction acquires its connection in an uninterruptible region; the wait for one must
+        // still be interruptible (and it is bounded by acquireTimeout inside the pool).
+        return Effect.interruptible(attempt(checkoutRetries))
+      }
+    )
+
+    const stream = (connection: PgConnection, sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const cursor = new Cursor(sql, params as Array<unknown>)
+        let reading = false
+        connection.running++
+        connection.query(cursor)
+        yield* Effect.addFinalizer(() => closeCursor(connection, cursor, reading))
+        const pull = Effect.async<Chunk.Chunk<any>, Option.Option<SqlError>>((resume) => {
+          reading = true
+          cursor.read(cursorBatch, (error, rows) => {
+            reading = false
+            if (error) resume(Effect.fail(Option.some(queryFailed(name, error))))
+            else if (rows.length === 0) resume(Effect.fail(Option.none()))
+            else resume(Effect.succeed(Chunk.unsafeFromArray(transformRows ? transformRows(rows) : rows)))
+          })
+        })
+        return Stream.repeatEffectChunkOption(pull)
+      }))
+
+    /** Closes a cursor; one still reading is cancelled on the server first. */
+    const closeCursor = (connection: PgConnection, cursor: Cursor, reading: boolean) =>
+      Effect.async<void>((resume) => {
+        const timer = setTimeout(() => {
+          connection.markGone(new Error(`a cursor did not close within ${owner.cancelTimeout} ms`))
+          resume(Effect.void)
+        }, owner.cancelTimeout)
+        const close = () =>
+          cursor.close(() => {
+            clearTimeout(timer)
+            connection.finished()
+            resume(Effect.void)
+          })
+        if (reading) sendCancelRequest(connection, close)
+        else close()
+      })
+
+    /** A connection pinned for a transaction, `reserve` or a stream. */
+    class PinnedConnection implements Connection {
+      constructor(readonly connection: PgConnection) {}
+      private run<A>(sql: string, params: ReadonlyArray<unknown>, arrays: boolean, map: (result: any) => A) {
+        return this.connection.run(sql, params, arrays, map, keep, this.connection.cancelQuery)
+      }
+      execute(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
+        return this.run(sql, params, false, transformRows ? (r) => transformRows(rowsOf(r)) : rowsOf)
+      }
+      executeRaw(sql: string, params: ReadonlyArray<unknown>) {
+        return this.run(sql, params, false, identity)
+      }
+      executeValues(sql: string, params: ReadonlyArray<unknown>) {
+        return this.run(sql, params, true, rowsOnly)
+      }
+      executeUnprepared(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
+        // A connection that is gone has no transaction left: the server rolled it back when it lost
+        // the session. Failing here would turn withTransaction's rollback into a defect.
+        if (this.connection.gone !== undefined && sql.startsWith("ROLLBACK")) return Effect.succeed([])
+        return this.execute(sql, params, transformRows)
+      }
+      executeStream(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
+        return stream(this.connection, sql, params, transformRows)
+      }
+    }
+
+    /** The connection statements outside a transaction see: each call checks one out for itself. */
+    const pooled: Connection = {
+      execute: (sql, params, transformRows) =>
+        runPooled(sql, params, false, transformRows ? (r) => transformRows(rowsOf(r)) : rowsOf),
+      executeRaw: (sql, params) => runPooled(sql, params, false, identity),
+      executeValues: (sql, params) => runPooled(sql, params, true, rowsOnly),
+      executeUnprepared: (sql, params, transformRows) =>
+        runPooled(sql, params, false, transformRows ? (r) => transformRows(rowsOf(r)) : rowsOf),
+      executeStream: (sql, params, transformRows) =>
+        Stream.unwrapScoped(Effect.map(reserveConnection, (connection) => stream(connection, sql, params, transformRows)))
+    }
+
+    const transformRows = options.transformResultNames
+      ? Statement.defaultTransforms(options.transformResultNames, options.transformJson).array
+      : undefined
+
+    const client = yield* SqlClient.make({
+      acquirer: Effect.succeed(pooled),
+      transactionAcquirer: Effect.map(reserveConnection, (connection) => new PinnedConnection(connection)),
+      compiler: PgClient.makeCompiler(options.transformQueryNames, options.transformJson),
+      spanAttributes: [
+        ...(options.spanAttributes ? Object.entries(options.spanAttributes) : []),
+        ["db.system.name", "postgresql"],
+        ["db.namespace", config.pgClientConfig.database ?? config.pgClientConfig.username ?? "postgres"],
+        ["server.address", config.pgClientConfig.host ?? "localhost"],
+        ["server.port", config.pgClientConfig.port ?? 5432],
+        ["lifeguard.pool", name]
+      ],
+      transformRows
+    })
+
+    const listener = yield* RcRef.make({ acquire: listenConnection(config, name) })
+    const json = Statement.custom<PgClient.PgCustom>("PgJson")
+
+    return Object.assign(client, {
+      [PgClient.TypeId]: PgClient.TypeId,
+      config: config.pgClientConfig,
+      // Only connections it made are ever handed to its users, so the wider type is safe to expose.
+      pool: pool as unknown as Pool<pg.Client, SqlError>,
+      json: (value: unknown) => json(value),
+      listen: (channel: string) => listen(listener, name, channel),
+      notify: (channel: string, payload: string) =>
+        runPooled("SELECT pg_notify($1, $2)", [channel, payload], false, ignore)
+    }) as PgPoolClient
+  })
+
+/** Closes a connection politely, or drops its socket if the server does not answer within a second. */
+const close = (client: pg.Client): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => {
+      client.connection.stream.destroy()
+      resume(Effect.void)
+    }, 1_000)
+    client.end(() => {
+      clearTimeout(timer)
+      resume(Effect.void)
+    })
+  })
+
+interface Listener {
+  readonly client: pg.Client
+  /** LISTENing streams per channel: the channel is unlistened when its last stream ends. */
+  readonly channels: Map<string, number>
+}
+
+/** The dedicated LISTEN connection, outside the pool: it must stay with its listeners, not go back. */
+const listenConnection = (config: Resolved, name: string): Effect.Effect<Listener, SqlError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<Listener, SqlError>((resume) => {
+      const client = new pg.Client({ ...config.client, application_name: `${config.applicationName}:listen` })
+      // Losing the connection ends every listen stream (see listen); the error itself needs no handler.
+      client.on("error", ignore)
+      client.connect((error) =>
+        resume(
+          error
+            ? Effect.fail(connectFailed(name, config.describe, error))
+            : Effect.succeed({ client, channels: new Map() })
+        )
+      )
+    }),
+    ({ client }) => close(client)
+  )
+
+const listen = (
+  listener: RcRef.RcRef<Listener, SqlError>,
+  name: string,
+  channel: string
+): Stream.Stream<string, SqlError> =>
+  Stream.asyncPush<string, SqlError>((emit) =>
+    Effect.gen(function*() {
+      const { channels, client } = yield* RcRef.get(listener)
+      const onNotification = (message: pg.Notification) => {
+        if (message.channel === channel && message.payload !== undefined) emit.single(message.payload)
+      }
+      const onEnd = () =>
+        emit.fail(new SqlError({ message: `pool "${name}": the LISTEN connection closed; listen again to resume` }))
+      const count = channels.get(channel) ?? 0
+      channels.set(channel, count + 1)
+      yield* Effect.addFinalizer(() => {
+        client.off("notification", onNotification)
+        client.off("end", onEnd)
+        const left = (channels.get(channel) ?? 1) - 1
+        if (left > 0) {
+          channels.set(channel, left)
+          return Effect.void
+        }
+        channels.delete(channel)
+        return Effect.ignore(Effect.tryPromise(() => client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`)))
+      })
+      client.on("notification", onNotification)
+      client.on("end", onEnd)
+      if (count === 0) {
+        yield* Effect.tryPromise({
+          try: () => client.query(`LISTEN ${pg.escapeIdentifier(channel)}`),
+          catch: (cause) => queryFailed(name, cause)
+        })
+      }
+    })
+  )

@@ -1,0 +1,172 @@
+/**
+ * One pooled PostgreSQL connection: a `pg.Client` that knows its transaction
+ * status, whether a query is still running on it, and whether it is gone;
+ * plus the server-side cancel used when a fiber running a query is interrupted.
+ *
+ * @internal
+ */
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+import * as Net from "node:net"
+import pg from "pg"
+import { isConnectionGone, queryFailed } from "./errors.js"
+
+/** What a connection reports to its pool. */
+export interface Owner {
+  readonly name: string
+  /** How long an interrupted query may take to stop after its cancel before the connection is given up. */
+  readonly cancelTimeout: number
+  /** The connection just became unusable (called once, from a `pg` callback). */
+  readonly onGone: (connection: PgConnection, error: unknown) => void
+}
+
+type Rows = ReadonlyArray<any>
+
+/** @internal */
+export class PgConnection extends pg.Client {
+  /** From the last ReadyForQuery: "I" idle, "T" in a transaction block, "E" in a failed one. */
+  txStatus = "I"
+  /** Why the connection can no longer be used; undefined while it can. */
+  gone: unknown = undefined
+  /** Queries sent and not yet answered. */
+  running = 0
+  /** Called once `running` drops back to zero (an interrupted query finishing after its cancel). */
+  onSettled: (() => void) | undefined = undefined
+  /** Stamped by the pool at set-up: lets one server shutdown clear the pool once, not once per connection. */
+  epoch = 0
+  /** Cancels the running query on the server and waits until it stopped (see `cancelRunning`). */
+  readonly cancelQuery: Effect.Effect<void>
+  /** Like `cancelQuery`, then makes the connection fit for the next user (set by the pool that owns it). */
+  cancelAndSettle: Effect.Effect<void> = Effect.void
+  /** The socket factory the connection was made with, for the cancel request's socket. */
+  readonly socketFactory: pg.ClientConfig["stream"]
+
+  constructor(config: pg.ClientConfig, readonly owner: Owner) {
+    super(config)
+    this.socketFactory = config.stream
+    this.cancelQuery = Effect.suspend(() => this.running === 0 ? Effect.void : cancelRunning(this))
+    this.on("error", (error) => this.markGone(error))
+    this.on("end", () => this.markGone(new Error("Connection terminated")))
+    this.connection.on("readyForQuery", (message: { readonly status: string }) => {
+      this.txStatus = message.status
+    })
+  }
+
+  markGone(error: unknown): void {
+    if (this.gone !== undefined) return
+    this.gone = error
+    this.owner.onGone(this, error)
+  }
+
+  /** True when it can go back to the pool as is: alive, idle, outside any transaction. */
+  get clean(): boolean {
+    return this.gone === undefined && this.running === 0 && this.txStatus === "I"
+  }
+
+  /** Sends one statement. `map` turns pg's result into what the caller returns. */
+  run<A>(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    arrays: boolean,
+    map: (result: any) => A,
+    onDone: (connection: PgConnection, result: Effect.Effect<A, SqlError>) => Effect.Effect<A, SqlError>,
+    canceler: Effect.Effect<void>
+  ): Effect.Effect<A, SqlError> {
+    return Effect.async<A, SqlError>((resume) => {
+      const callback = (error: Error | null, result: any) => {
+        this.finished()
+        if (error) {
+          if (isConnectionGone(error)) this.markGone(error)
+          resume(onDone(this, Effect.fail(queryFailed(this.owner.name, error))))
+        } else {
+          resume(onDone(this, Effect.succeed(map(result))))
+        }
+      }
+      this.running++
+      if (arrays) this.query({ text: sql, values: params as Array<unknown>, rowMode: "array" }, callback)
+      else this.query(sql, params as Array<unknown>, callback)
+      return canceler
+    })
+  }
+
+  /** Marks the end of a statement or cursor. */
+  finished(): void {
+    this.running--
+    if (this.running === 0 && this.onSettled !== undefined) {
+      const settled = this.onSettled
+      this.onSettled = undefined
+      settled()
+    }
+  }
+}
+
+/** Rows of a result; a multi-statement query gives one array of rows per statement. */
+export const rowsOf = (result: any): Rows =>
+  Array.isArray(result) ? result.map((r) => r.rows ?? []) : result.rows ?? []
+
+const CANCEL_REQUEST_CODE = 80877102
+
+/**
+ * Asks the server to cancel what the connection runs (a CancelRequest on a
+ * separate socket, which needs no free pooled connection), then waits for the
+ * query to end. Resolves only once the query is over, so the connection is
+ * never handed on while a late cancel could still hit the next user's query.
+ * If it does not stop within `cancelTimeout`, the connection is given up.
+ */
+const cancelRunning = (connection: PgConnection): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    let requestDone = false
+    let queryDone = false
+    const finish = () => {
+      if (requestDone && queryDone) {
+        clearTimeout(timer)
+        resume(Effect.void)
+      }
+    }
+    const timer = setTimeout(() => {
+      connection.onSettled = undefined
+      connection.markGone(
+        new Error(`a cancelled query did not stop within ${connection.owner.cancelTimeout} ms`)
+      )
+      resume(Effect.void)
+    }, connection.owner.cancelTimeout)
+    connection.onSettled = () => {
+      queryDone = true
+      finish()
+    }
+    sendCancelRequest(connection, () => {
+      requestDone = true
+      finish()
+    })
+  })
+
+/** @internal */
+export const sendCancelRequest = (connection: PgConnection, done: () => void): void => {
+  const { processID: pid, secretKey: secret } = connection as unknown as {
+    readonly processID: number | null
+    readonly secretKey: number | null
+  }
+  if (pid === null || secret === null) return done()
+  const socket = (connection.socketFactory?.() ?? new Net.Socket()) as Net.Socket
+  let finished = false
+  const end = () => {
+    if (finished) return
+    finished = true
+    socket.destroy()
+    done()
+  }
+  socket.once("error", end)
+  socket.once("close", end)
+  socket.once("connect", () => {
+    const packet = Buffer.allocUnsafe(16)
+    packet.writeInt32BE(16, 0)
+    packet.writeInt32BE(CANCEL_REQUEST_CODE, 4)
+    packet.writeInt32BE(pid, 8)
+    packet.writeInt32BE(secret, 12)
+    // The server reads the request, signals the backend, then closes: "close" means delivered.
+    socket.write(packet)
+  })
+  // pg resolved host and port (url, fields, PG* variables, defaults) when it made the client.
+  if (connection.host.startsWith("/")) socket.connect(`${connection.host}/.s.PGSQL.${connection.port}`)
+  else socket.connect(connection.port, connection.host)
+}
