@@ -48,6 +48,8 @@ export interface Settings {
   readonly checkTimeout?: Duration.DurationInput
   /** Log a warning with the checkout's stack when a connection is held this long. Default off. */
   readonly leakDetectionThreshold?: Duration.DurationInput
+  /** A checkout that waited at least this long records a `lifeguard.pool.checkout` span. Default 10 ms. */
+  readonly traceWaitsOver?: Duration.DurationInput
   /** Most callers parked in the wait queue; more fail at once. Default `Infinity`. */
   readonly maxWaiters?: number
   /** Which idle connection is reused first: the most recent (`"lifo"`, keeps the set warm and small) or the oldest (`"fifo"`, spreads use). Default `"lifo"`. */
@@ -104,6 +106,7 @@ export interface ResolvedOptions {
   readonly validateAfterIdle: number
   readonly checkTimeout: number
   readonly leakDetectionThreshold: number
+  readonly traceWaitsOver: number
   readonly maxWaiters: number
   readonly reuse: "lifo" | "fifo"
   readonly maintenanceInterval: number

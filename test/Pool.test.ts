@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Fiber, Layer, Metric, Schedule, Scope, Stream, TestClock } from "effect"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, Metric, Schedule, Scope, Stream, TestClock, Tracer } from "effect"
 import { Pool, PoolConfig, PoolMetrics } from "../src/index.js"
 import { TestFactory } from "../src/testing/index.js"
 import { holdConnection, makeTestPool, settle } from "./utils/pool.js"
@@ -470,6 +470,54 @@ describe("observability", () => {
         "ConnectionCheckedIn"
       ])
       expect(events[3]).toMatchObject({ connectionId: 1, duration: 20, pool: "default" })
+    }))
+
+  it.scoped("a checkout that waited at least traceWaitsOver records a span over the wait", () =>
+    Effect.gen(function*() {
+      const spans: Array<{ name: string; start: bigint; end: bigint; attributes: Map<string, unknown> }> = []
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          const attributes = new Map<string, unknown>()
+          const span: Tracer.Span = {
+            _tag: "Span",
+            name,
+            spanId: `span-${spans.length}`,
+            traceId: "trace",
+            parent,
+            context,
+            links,
+            sampled: true,
+            kind,
+            status: { _tag: "Started", startTime },
+            attributes,
+            attribute: (key, value) => void attributes.set(key, value),
+            event: () => {},
+            addLinks: () => {},
+            end: (endTime) => void spans.push({ name, start: startTime, end: endTime, attributes })
+          }
+          return span
+        },
+        context: (f) => f()
+      })
+      const { pool } = yield* makeTestPool({ maxSize: 1, traceWaitsOver: "10 millis" })
+      const holder = yield* holdConnection(pool)
+      yield* holder.connection
+      const quick = yield* Effect.fork(Effect.scoped(pool.get).pipe(Effect.withTracer(tracer)))
+      yield* settle
+      yield* TestClock.adjust("9 millis")
+      yield* holder.release
+      yield* Fiber.join(quick)
+      expect(spans).toHaveLength(0)
+      const slow = yield* holdConnection(pool)
+      yield* slow.connection
+      const waiting = yield* Effect.fork(Effect.scoped(pool.get).pipe(Effect.withTracer(tracer)))
+      yield* settle
+      yield* TestClock.adjust("25 millis")
+      yield* slow.release
+      yield* Fiber.join(waiting)
+      expect(spans.map((span) => span.name)).toStrictEqual(["lifeguard.pool.checkout"])
+      expect(Number(spans[0]!.end - spans[0]!.start) / 1e6).toBe(25)
+      expect(spans[0]!.attributes.get("lifeguard.pool")).toBe("default")
     }))
 
   it.scoped("metrics are tagged with the pool's name", () =>

@@ -21,6 +21,7 @@ export const defaults: ResolvedOptions = {
   validateAfterIdle: 1_000,
   checkTimeout: 5_000,
   leakDetectionThreshold: Number.POSITIVE_INFINITY,
+  traceWaitsOver: 10,
   maxWaiters: Number.POSITIVE_INFINITY,
   reuse: "lifo",
   maintenanceInterval: 10_000,
@@ -37,6 +38,7 @@ const durationKeys = [
   "validateAfterIdle",
   "checkTimeout",
   "leakDetectionThreshold",
+  "traceWaitsOver",
   "maintenanceInterval",
   "drainTimeout"
 ] as const
@@ -121,6 +123,7 @@ export const config = (prefix?: string): Config.Config<Settings> => {
     validateAfterIdle: optional(Config.duration("VALIDATE_AFTER_IDLE")),
     checkTimeout: optional(Config.duration("CHECK_TIMEOUT")),
     leakDetectionThreshold: optional(Config.duration("LEAK_DETECTION_THRESHOLD")),
+    traceWaitsOver: optional(Config.duration("TRACE_WAITS_OVER")),
     maxWaiters: optional(Config.integer("MAX_WAITERS")),
     reuse: optional(Config.literal("lifo", "fifo")("REUSE")),
     maintenanceInterval: optional(Config.duration("MAINTENANCE_INTERVAL")),

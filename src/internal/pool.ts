@@ -220,13 +220,46 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return Effect.matchCauseEffect(restore(Deferred.await(waiter.deferred)), {
       onFailure: (cause) => {
         this.abandon(waiter)
-        return Effect.failCause(cause)
+        return Effect.zipRight(this.traceWait(startedAt, Exit.failCause(cause)), Effect.failCause(cause))
       },
       onSuccess: (entry) => {
         waiter.served = undefined
-        return this.needsValidation(entry, this.now()) ? this.validate(entry, restore, startedAt) : Effect.succeed(entry)
+        const now = this.now()
+        const handOut = this.needsValidation(entry, now)
+          ? this.validate(entry, restore, startedAt)
+          : Effect.succeed(entry)
+        return now - startedAt < this.options.traceWaitsOver
+          ? handOut
+          : Effect.zipRight(this.traceWait(startedAt, Exit.void), handOut)
       }
-    }).pipe(Effect.withSpan("lifeguard.pool.wait", { attributes: { "lifeguard.pool": this.name } }))
+    })
+  }
+
+  /**
+   * Records a span for a checkout that waited long enough to matter, after the
+   * fact and with its true start: a span per hand-off would cost more than the
+   * hand-off itself.
+   */
+  private traceWait(startedAt: number, outcome: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const now = this.now()
+    if (now - startedAt < this.options.traceWaitsOver) return Effect.void
+    return Effect.withFiberRuntime((fiber) => {
+      const tracer = fiber.currentTracer
+      const span = tracer.span(
+        "lifeguard.pool.checkout",
+        Option.fromNullable(fiber.currentSpan),
+        fiber.currentContext,
+        [],
+        BigInt(startedAt) * 1_000_000n,
+        "internal"
+      )
+      span.attribute("lifeguard.pool", this.name)
+      span.attribute("lifeguard.pool.waited_ms", now - startedAt)
+      span.attribute("lifeguard.pool.in_use", this.inUse)
+      span.attribute("lifeguard.pool.waiting", this.liveWaiters)
+      span.end(BigInt(now) * 1_000_000n, outcome)
+      return Effect.void
+    })
   }
 
   /** The caller stopped waiting: its slot is dead, and a connection it was handed at that instant moves on. */

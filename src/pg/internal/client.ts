@@ -32,7 +32,7 @@ import type { PoolConfigError, PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
 import { type Resolved, resolve } from "./config.js"
 import { type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
-import { checkoutFailed, connectFailed, isServerGoingAway, queryFailed } from "./errors.js"
+import { checkoutFailed, connectFailed, isConnectionGone, isServerGoingAway, queryFailed } from "./errors.js"
 
 type TransformRows = (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
@@ -128,18 +128,19 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     })
     owner.cancelTimeout = pool.options.checkTimeout
 
-    // A connection found dead at checkout had no statement sent on it: retrying is safe.
-    const goneAtCheckout = new SqlError({ message: "connection found closed at checkout" })
-    // A checkout can lose a connection that died idle, or be failed by the clear that followed a shutdown.
+    // A connection can be unfit at checkout: it died while idle, or an interruption landed between
+    // its last statement and the settle that follows it. No statement was sent on it: retrying is safe.
+    const unfitAtCheckout = new SqlError({ message: "connection unfit at checkout" })
+    // A checkout can also be failed by the clear that followed a server shutdown; that is retryable too.
     const checkoutRetries = pool.options.maxSize + 2
-    const retryable = (error: PoolError | SqlError) => error === goneAtCheckout || error._tag === "PoolClearedError"
+    const retryable = (error: PoolError | SqlError) => error === unfitAtCheckout || error._tag === "PoolClearedError"
 
     /** Runs one statement on a connection checked out for it alone. */
     const runPooled = <A>(sql: string, params: ReadonlyArray<unknown>, arrays: boolean, map: (result: any) => A) => {
       const onConnection = (connection: PgConnection): Effect.Effect<A, SqlError> =>
-        connection.gone === undefined
+        connection.clean
           ? connection.run(sql, params, arrays, map, settleIfDirty, connection.cancelAndSettle)
-          : Effect.zipRight(pool.invalidate(connection), Effect.fail(goneAtCheckout))
+          : Effect.zipRight(settle(connection), Effect.fail(unfitAtCheckout))
       const attempt = (retries: number): Effect.Effect<A, SqlError> =>
         Effect.catchAll(
           pool.use(onConnection),
@@ -161,8 +162,8 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
                   retries > 0 && retryable(error) ? attempt(retries - 1) : Effect.fail(checkoutFailed(error))
                 ),
               onSuccess: (connection) => {
-                if (connection.gone !== undefined && retries > 0) {
-                  return pool.invalidate(connection).pipe(
+                if (!connection.clean && retries > 0) {
+                  return settle(connection).pipe(
                     Effect.zipRight(Scope.close(scope, Exit.void)),
                     Effect.zipRight(attempt(retries - 1))
                   )
@@ -188,8 +189,10 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
           reading = true
           cursor.read(cursorBatch, (error, rows) => {
             reading = false
-            if (error) resume(Effect.fail(Option.some(queryFailed(name, error))))
-            else if (rows.length === 0) resume(Effect.fail(Option.none()))
+            if (error) {
+              if (isConnectionGone(error)) connection.markGone(error)
+              resume(Effect.fail(Option.some(queryFailed(name, error))))
+            } else if (rows.length === 0) resume(Effect.fail(Option.none()))
             else resume(Effect.succeed(Chunk.unsafeFromArray(transformRows ? transformRows(rows) : rows)))
           })
         })
