@@ -343,7 +343,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.counters.checkouts++
     this.metrics.checkouts(1)
     this.metrics.checkoutWait(now - startedAt)
-    this.updateGauges()
+    this.updateUseGauges()
     if (this.isListened()) {
       this.emit({
         type: "ConnectionCheckedOut",
@@ -394,7 +394,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       this.destroy(entry, reason)
     }
     if (this.inUse === 0 && this.allReturned !== undefined) Deferred.unsafeDone(this.allReturned, Exit.void)
-    this.updateGauges()
+    this.updateUseGauges()
   }
 
   private returnRetireReason(entry: Entry<A>, now: number, healthy: boolean): CloseReason | undefined {
@@ -440,6 +440,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private ensureCapacity(): void {
     if (this.state !== "ready") return
     let deficit = this.liveWaiters + this.options.minIdle - this.idle.length - this.pending
+    if (deficit <= 0) return
     while (deficit > 0 && this.total < this.options.maxSize && this.pending < this.options.maxConnecting) {
       this.total++
       this.pending++
@@ -488,6 +489,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
             if (!Exit.isInterrupted(exit) && this.setUpStillWanted(generation)) this.failOldestWaiter(exit.cause)
           }
           this.ensureCapacity()
+          this.updateGauges()
         })
       ),
       Effect.ignore,
@@ -570,6 +572,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     }
     this.spawnClose(Scope.close(entry.scope, Exit.void))
     this.ensureCapacity()
+    this.updateGauges()
   }
 
   /** Closes a connection that is checked out; its holder's return becomes a no-op. */
@@ -818,9 +821,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     })
   )
 
-  private updateGauges(): void {
+  private updateUseGauges(): void {
     this.metrics.idle(this.idle.length)
     this.metrics.inUse(this.inUse)
+  }
+
+  private updateGauges(): void {
+    this.updateUseGauges()
     this.metrics.pending(this.pending)
     this.metrics.size(this.total)
   }
