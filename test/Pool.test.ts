@@ -234,6 +234,11 @@ describe("connection set-up", () => {
       expect(error._tag).toBe("ConnectTimeoutError")
       expect(error.message).toContain("createTimeout")
       expect(factory.counters().opened).toBe(0)
+      // The factory's acquire is uninterruptible: it lands late, in a scope already closed, and is closed at once.
+      yield* TestClock.adjust("1 hour")
+      yield* settle
+      expect(factory.counters()).toMatchObject({ opened: 1, closed: 1, open: 0 })
+      expect((yield* pool.stats).total).toBe(0)
     }))
 })
 
