@@ -146,7 +146,7 @@ export const Tag = (key: string) => <Self, A, E = never>(): Context.TagClass<Sel
 export const layer: <Self, A, E = never, R = never>(
   tag: Context.Tag<Self, Pool<A, E>>,
   options: Options<A, E, R>
-) => Layer.Layer<Self, PoolConfigError, R> = layers.layer
+) => Layer.Layer<Self, PoolConfigError, Exclude<R, Scope.Scope>> = layers.layer
 
 /**
  * Like {@link layer}, with the settings read from Effect `Config` (see
@@ -159,4 +159,4 @@ export const layerConfig: <Self, A, E = never, R = never>(
   tag: Context.Tag<Self, Pool<A, E>>,
   options: Options<A, E, R>,
   config: Config.Config<Settings>
-) => Layer.Layer<Self, PoolConfigError | ConfigError.ConfigError, R> = layers.layerConfig
+) => Layer.Layer<Self, PoolConfigError | ConfigError.ConfigError, Exclude<R, Scope.Scope>> = layers.layerConfig

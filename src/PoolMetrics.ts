@@ -54,7 +54,7 @@ export const checkouts = Metric.counter("lifeguard_pool_checkouts_total", {
 })
 
 /**
- * Failed checkouts, tagged `reason` (timeout, poolClosed, connectionError, waitQueueFull).
+ * Failed checkouts, tagged `reason` (timeout, poolClosed, connectionError, waitQueueFull, interrupted).
  *
  * @since 0.1.0
  * @category counters

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit, Fiber, Layer, Metric, Schedule, Scope, Stream, TestClock, Tracer } from "effect"
-import { Pool, PoolConfig, PoolMetrics } from "../src/index.js"
+import { Pool, PoolConfig, type PoolError, PoolMetrics } from "../src/index.js"
 import { TestFactory } from "../src/testing/index.js"
 import { holdConnection, makeTestPool, settle } from "./utils/pool.js"
 
@@ -414,6 +414,91 @@ describe("drain", () => {
       expect(ofType("ConnectionClosed").map((e) => e.reason)).toStrictEqual(["poolClosed", "poolClosed"])
       yield* stuck.release
       expect(yield* pool.stats).toMatchObject({ total: 0, inUse: 0, idle: 0, closed: true })
+    }))
+})
+
+describe("robustness", () => {
+  it.effect("a drain whose caller stops waiting still finishes, and later drains see it finished", () =>
+    Effect.gen(function*() {
+      const poolScope = yield* Scope.make()
+      const { factory, pool } = yield* makeTestPool({ drainTimeout: "5 seconds" }).pipe(Scope.extend(poolScope))
+      const holder = yield* holdConnection(pool)
+      yield* holder.connection
+      const impatient = yield* Effect.fork(pool.drain)
+      yield* settle
+      yield* Fiber.interrupt(impatient)
+      yield* holder.release
+      yield* settle
+      yield* Scope.close(poolScope, Exit.void)
+      expect(factory.counters().open).toBe(0)
+      expect((yield* pool.stats).closed).toBe(true)
+    }))
+
+  it.scoped("a listener that throws does not stall a hand-off", () =>
+    Effect.gen(function*() {
+      const factory = yield* TestFactory.make()
+      const pool = yield* Pool.make({
+        acquire: factory.acquire,
+        maxSize: 1,
+        onEvent: (event) => {
+          if (event.type === "ConnectionCheckedOut") throw new Error("listener bug")
+        }
+      })
+      const holder = yield* holdConnection(pool)
+      yield* holder.connection
+      const waiter = yield* Effect.fork(pool.use(() => Effect.succeed("served")))
+      yield* settle
+      yield* holder.release
+      expect(yield* Fiber.join(waiter)).toBe("served")
+    }))
+
+  it.scoped("a timeout after a successful set-up does not blame an old set-up failure", () =>
+    Effect.gen(function*() {
+      const { factory, pool } = yield* makeTestPool({ maxSize: 1, acquireTimeout: "1 second", retrySchedule: Schedule.spaced("10 millis") })
+      yield* factory.failNext(1, "connection refused")
+      const holder = yield* holdConnection(pool)
+      yield* settle
+      yield* TestClock.adjust("10 millis")
+      yield* holder.connection
+      const waiter = yield* Effect.fork(Effect.flip(Effect.scoped(pool.get)))
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      const error = yield* Fiber.join(waiter)
+      expect(error._tag).toBe("PoolTimeoutError")
+      expect(error.message).not.toContain("connection refused")
+      yield* holder.release
+    }))
+
+  it.scoped("invalidating an idle connection closes it at once", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool()
+      const connection = yield* Effect.scoped(pool.get)
+      yield* pool.invalidate(connection)
+      expect(connection.open || (yield* pool.stats).idle === 0).toBe(true)
+      yield* settle
+      expect(connection.open).toBe(false)
+      expect((yield* Effect.scoped(pool.get)).id).toBe(2)
+    }))
+
+  it.scoped("clear with interruptInUse closes connections of every older generation", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool()
+      const holder = yield* holdConnection(pool)
+      const connection = yield* holder.connection
+      yield* pool.clear()
+      yield* pool.clear({ interruptInUse: true })
+      yield* settle
+      expect(connection.open).toBe(false)
+      yield* holder.release
+    }))
+
+  it.effect("a layer over Effect.acquireRelease requires nothing", () =>
+    Effect.sync(() => {
+      class Db extends Pool.Tag("test/ScopedDb")<Db, { readonly id: number }>() {}
+      const layer: Layer.Layer<Db, PoolError.PoolConfigError> = Pool.layer(Db, {
+        acquire: Effect.acquireRelease(Effect.succeed({ id: 1 }), () => Effect.void)
+      })
+      expect(Layer.isLayer(layer)).toBe(true)
     }))
 })
 

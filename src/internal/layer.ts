@@ -4,6 +4,7 @@ import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import type { Pool } from "../Pool.js"
 import type { Options, Settings } from "../PoolConfig.js"
 import type { PoolConfigError } from "../PoolError.js"
@@ -13,14 +14,14 @@ import { make } from "./pool.js"
 export const layer = <Self, A, E, R>(
   tag: Context.Tag<Self, Pool<A, E>>,
   options: Options<A, E, R>
-): Layer.Layer<Self, PoolConfigError, R> => Layer.scoped(tag, make(options))
+): Layer.Layer<Self, PoolConfigError, Exclude<R, Scope.Scope>> => Layer.scoped(tag, make(options))
 
 /** @internal */
 export const layerConfig = <Self, A, E, R>(
   tag: Context.Tag<Self, Pool<A, E>>,
   options: Options<A, E, R>,
   config: Config.Config<Settings>
-): Layer.Layer<Self, PoolConfigError | ConfigError.ConfigError, R> =>
+): Layer.Layer<Self, PoolConfigError | ConfigError.ConfigError, Exclude<R, Scope.Scope>> =>
   Layer.scoped(
     tag,
     Effect.flatMap(config, (settings) => make({ ...settings, ...options }))

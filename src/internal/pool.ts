@@ -41,6 +41,7 @@ import {
 } from "../PoolError.js"
 import type { CheckOutFailedReason, CloseReason, PoolEvent } from "../PoolEvent.js"
 import { resolve } from "./config.js"
+import * as WaiterDeferred from "./deferred.js"
 import * as Metrics from "./metrics.js"
 import * as WaitQueue from "./waitQueue.js"
 
@@ -120,8 +121,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     private readonly eventHub: PubSub.PubSub<PoolEvent>,
     private readonly setups: FiberSet.FiberSet<void>,
     private readonly spawnSetup: Spawn<R>,
-    private readonly closers: FiberSet.FiberSet<void>,
-    private readonly spawnClose: Spawn<never>
+    /** Short pool-owned tasks the drain waits for: closing connections, leak watches, reports. */
+    private readonly tasks: FiberSet.FiberSet<void>,
+    private readonly spawnTask: Spawn<never>,
+    /** The long-lived fibers: deadline timer, maintenance, drain. */
+    private readonly spawnBackground: Spawn<never>
   ) {
     this.name = options.name
     this.state = options.startPaused ? "paused" : "ready"
@@ -204,7 +208,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       return Effect.fail(error)
     }
     const waiter: Waiter<A, E> = {
-      deferred: Deferred.unsafeMake(FiberId.none),
+      deferred: WaiterDeferred.make(),
       startedAt,
       deadline: startedAt + this.options.acquireTimeout,
       settled: false,
@@ -224,7 +228,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       },
       onSuccess: (entry) => {
         waiter.served = undefined
-        const now = this.now()
+        const now = entry.checkedOutAt
         const handOut = this.needsValidation(entry, now)
           ? this.validate(entry, restore, startedAt)
           : Effect.succeed(entry)
@@ -358,7 +362,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   // --- return ------------------------------------------------------------
 
   private release(entry: Entry<A>): Effect.Effect<void> {
-    if (this.config.reset === undefined || entry.state !== "inUse" || this.state === "closed") {
+    if (this.config.reset === undefined || entry.state !== "inUse" || entry.invalidated || this.state === "closed") {
       return Effect.sync(() => this.checkIn(entry, true))
     }
     return Effect.flatMap(
@@ -389,7 +393,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const reason = this.returnRetireReason(entry, now, healthy)
     if (reason === undefined) {
       entry.lastUsedAt = now
-      this.handOff(entry)
+      this.handOff(entry, now)
     } else {
       this.destroy(entry, reason)
     }
@@ -408,7 +412,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   }
 
   /** Gives a connection to the oldest live waiter, or parks it idle. */
-  private handOff(entry: Entry<A>): void {
+  private handOff(entry: Entry<A>, now: number): void {
     for (;;) {
       const waiter = this.waiters.poll(undefined)
       if (waiter === undefined) break
@@ -420,7 +424,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       waiter.served = entry
       this.liveWaiters--
       this.metrics.waiters(this.liveWaiters)
-      this.markCheckedOut(entry, waiter.startedAt, this.now())
+      this.markCheckedOut(entry, waiter.startedAt, now)
       Deferred.unsafeDone(waiter.deferred, Exit.succeed(entry))
       return
     }
@@ -431,7 +435,12 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   readonly invalidate = (connection: A): Effect.Effect<void> =>
     Effect.sync(() => {
       const entry = this.entries.get(connection)
-      if (entry !== undefined) entry.invalidated = true
+      if (entry === undefined) return
+      entry.invalidated = true
+      if (entry.state === "idle") {
+        this.idle.splice(this.idle.indexOf(entry), 1)
+        this.destroy(entry, "invalidated")
+      }
     })
 
   // --- connections --------------------------------------------------------
@@ -536,6 +545,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       leakWatch: undefined
     }
     this.entries.set(value, entry)
+    // A timeout after this is about a busy pool, not about the last failed set-up.
+    this.lastConnectError = undefined
     this.counters.connectionsCreated++
     this.metrics.connectionsCreated(1)
     this.metrics.connectionSetup(now - startedAt)
@@ -548,7 +559,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     }))
     if (this.state === "closed") this.destroy(entry, "poolClosed")
     else if (generation !== this.generation) this.destroy(entry, "stale")
-    else this.handOff(entry)
+    else this.handOff(entry, now)
   }
 
   /** Forgets a connection now and closes its scope in the background. */
@@ -570,7 +581,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       entry.leakWatch.unsafeInterruptAsFork(FiberId.none)
       entry.leakWatch = undefined
     }
-    this.spawnClose(Scope.close(entry.scope, Exit.void))
+    this.spawnTask(Scope.close(entry.scope, Exit.void))
     this.ensureCapacity()
     this.updateGauges()
   }
@@ -588,7 +599,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private startLeakWatch(entry: Entry<A>, holder: string): void {
     if (entry.state !== "inUse") return
     const threshold = this.options.leakDetectionThreshold
-    entry.leakWatch = this.spawnClose(
+    entry.leakWatch = this.spawnTask(
       Effect.sleep(threshold).pipe(
         Effect.zipRight(Effect.suspend(() => {
           this.emitIfListened(() => ({
@@ -703,12 +714,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       for (const entry of this.idle.splice(0)) this.destroy(entry, "stale")
       if (interruptInUse) {
         for (const entry of this.entries.values()) {
-          if (entry.state === "inUse" && entry.generation === stale) this.closeInUse(entry, "stale")
+          if (entry.state === "inUse" && entry.generation <= stale) this.closeInUse(entry, "stale")
         }
       }
       this.updateGauges()
       this.kick("maintenance")
-      return Effect.logInfo(`pool cleared, now at generation ${this.generation}`, options.reason ?? "").pipe(
+      const why = options.reason === undefined ? [] : [options.reason]
+      return Effect.logInfo(`pool cleared, now at generation ${this.generation}`, ...why).pipe(
         Effect.annotateLogs("pool", this.name)
       )
     })
@@ -755,10 +767,16 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     Deferred.unsafeDone(deferred, Exit.void)
   }
 
-  readonly drain: Effect.Effect<void> = Effect.uninterruptible(Effect.suspend(() => {
-    if (this.drained !== undefined) return Deferred.await(this.drained)
-    const drained = Deferred.unsafeMake<void>(FiberId.none)
-    this.drained = drained
+  /** Starts the drain once, in a fiber of the pool's own: a caller that stops waiting does not stop it. */
+  readonly drain: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.drained === undefined) {
+      this.drained = Deferred.unsafeMake<void>(FiberId.none)
+      this.spawnBackground(this.drainNow(this.drained))
+    }
+    return Deferred.await(this.drained)
+  })
+
+  private drainNow(drained: Deferred.Deferred<void>): Effect.Effect<void> {
     this.state = "closed"
     this.failAllWaiters("poolClosed", new PoolClosedError({ pool: this.name }))
     for (const entry of this.idle.splice(0)) this.destroy(entry, "poolClosed")
@@ -768,8 +786,6 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     if (this.inUse === 0) Deferred.unsafeDone(allReturned, Exit.void)
     else this.allReturned = allReturned
     return Deferred.await(allReturned).pipe(
-      // Drain is uninterruptible; its deadline must still be able to stop the wait.
-      Effect.interruptible,
       Effect.timeout(this.options.drainTimeout),
       Effect.catchAll(() =>
         Effect.suspend(() => {
@@ -782,13 +798,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         })
       ),
       Effect.zipRight(FiberSet.clear(this.setups)),
-      Effect.zipRight(FiberSet.awaitEmpty(this.closers)),
+      Effect.zipRight(FiberSet.awaitEmpty(this.tasks)),
       Effect.zipRight(this.waitQueue.shutdown),
       Effect.zipRight(PubSub.shutdown(this.eventHub)),
       Effect.zipRight(Deferred.succeed(drained, undefined)),
       Effect.annotateLogs("pool", this.name)
     )
-  }))
+  }
 
   // --- observability -------------------------------------------------------
 
@@ -837,7 +853,18 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   }
 
   private emit(event: PoolEvent): void {
-    this.config.onEvent?.(event)
+    if (this.config.onEvent !== undefined) {
+      try {
+        this.config.onEvent(event)
+      } catch (error) {
+        // A listener's bug must not leave the pool half way through a hand-off.
+        this.spawnTask(
+          Effect.logError(`the onEvent listener threw on ${event.type}; the event was dropped for it`, error).pipe(
+            Effect.annotateLogs("pool", this.name)
+          )
+        )
+      }
+    }
     if (this.subscribers > 0) this.eventHub.unsafeOffer(event)
   }
 
@@ -846,13 +873,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   }
 
   /** Starts the background fibers and announces the pool. */
-  start(spawn: Spawn<never>): void {
+  start(): void {
     this.emitIfListened(() => ({ type: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
     if (this.state === "ready") {
       this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
     }
-    spawn(Effect.asVoid(this.deadlineTimer))
-    spawn(Effect.asVoid(this.maintenance))
+    this.spawnBackground(Effect.asVoid(this.deadlineTimer))
+    this.spawnBackground(Effect.asVoid(this.maintenance))
   }
 }
 
@@ -882,8 +909,8 @@ export const make = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Pool<A, 
     const clock = yield* Effect.clock
     const background = yield* FiberSet.make<void>()
     const spawnBackground = yield* FiberSet.runtime(background)<never>()
-    const closers = yield* FiberSet.make<void>()
-    const spawnClose = yield* FiberSet.runtime(closers)<never>()
+    const tasks = yield* FiberSet.make<void>()
+    const spawnTask = yield* FiberSet.runtime(tasks)<never>()
     const setups = yield* FiberSet.make<void>()
     const spawnSetup = yield* FiberSet.runtime(setups)<R>()
     const { deque, queue } = yield* WaitQueue.make<Waiter<A, E>>()
@@ -898,12 +925,13 @@ export const make = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Pool<A, 
       eventHub,
       setups,
       spawnSetup,
-      closers,
-      spawnClose
+      tasks,
+      spawnTask,
+      spawnBackground
     )
     // Finalizers run last-added first: drain runs before the fiber sets interrupt what is left.
     yield* Effect.addFinalizer(() => pool.drain)
-    pool.start(spawnBackground)
+    pool.start()
     return pool
   })
 

@@ -1,11 +1,11 @@
-import { Deferred, Effect, Fiber, TestClock } from "effect"
+import { Deferred, type Duration, Effect, Fiber, TestClock } from "effect"
 import { Pool, type PoolConfig, type PoolEvent } from "../../src/index.js"
 import { TestFactory } from "../../src/testing/index.js"
 
 /** A pool over the in-memory factory, with every event recorded in order. */
 export const makeTestPool = (
   options: Partial<PoolConfig.Options<TestFactory.TestConnection, TestFactory.TestConnectError>> & {
-    readonly connectDelay?: string
+    readonly connectDelay?: Duration.DurationInput
   } = {}
 ) =>
   Effect.gen(function*() {

@@ -136,18 +136,25 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     const retryable = (error: PoolError | SqlError) => error === unfitAtCheckout || error._tag === "PoolClearedError"
 
     /** Runs one statement on a connection checked out for it alone. */
-    const runPooled = <A>(sql: string, params: ReadonlyArray<unknown>, arrays: boolean, map: (result: any) => A) => {
-      const onConnection = (connection: PgConnection): Effect.Effect<A, SqlError> =>
-        connection.clean
-          ? connection.run(sql, params, arrays, map, settleIfDirty, connection.cancelAndSettle)
-          : Effect.zipRight(settle(connection), Effect.fail(unfitAtCheckout))
-      const attempt = (retries: number): Effect.Effect<A, SqlError> =>
-        Effect.catchAll(
-          pool.use(onConnection),
-          (error) => retries > 0 && retryable(error) ? attempt(retries - 1) : Effect.fail(checkoutFailed(error))
-        )
-      return attempt(checkoutRetries)
-    }
+    const runPooled = <A>(
+      sql: string,
+      params: ReadonlyArray<unknown>,
+      arrays: boolean,
+      map: (result: any) => A,
+      retries = checkoutRetries
+    ): Effect.Effect<A, SqlError> =>
+      // Hot path: the callbacks are inline and anonymous, so no per-call function naming (tsx keepNames).
+      Effect.catchAll(
+        pool.use((connection) =>
+          connection.clean
+            ? connection.run(sql, params, arrays, map, settleIfDirty, connection.cancelAndSettle)
+            : Effect.zipRight(settle(connection), Effect.fail(unfitAtCheckout))
+        ),
+        (error) =>
+          retries > 0 && retryable(error)
+            ? runPooled(sql, params, arrays, map, retries - 1)
+            : Effect.fail(checkoutFailed(error))
+      )
 
     /** Checks out a connection for the current scope (transactions, reserve, streams). */
     const reserveConnection: Effect.Effect<PgConnection, SqlError, Scope.Scope> = Effect.flatMap(
@@ -202,7 +209,9 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     /** Closes a cursor; one still reading is cancelled on the server first. */
     const closeCursor = (connection: PgConnection, cursor: Cursor, reading: boolean) =>
       Effect.async<void>((resume) => {
+        let abandonRequest = () => {}
         const timer = setTimeout(() => {
+          abandonRequest()
           connection.markGone(new Error(`a cursor did not close within ${owner.cancelTimeout} ms`))
           resume(Effect.void)
         }, owner.cancelTimeout)
@@ -212,7 +221,7 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
             connection.finished()
             resume(Effect.void)
           })
-        if (reading) sendCancelRequest(connection, close)
+        if (reading) abandonRequest = sendCancelRequest(connection, close)
         else close()
       })
 

@@ -20,8 +20,6 @@ export interface Owner {
   readonly onGone: (connection: PgConnection, error: unknown) => void
 }
 
-type Rows = ReadonlyArray<any>
-
 /** @internal */
 export class PgConnection extends pg.Client {
   /** From the last ReadyForQuery: "I" idle, "T" in a transaction block, "E" in a failed one. */
@@ -63,7 +61,11 @@ export class PgConnection extends pg.Client {
     return this.gone === undefined && this.running === 0 && this.txStatus === "I"
   }
 
-  /** Sends one statement. `map` turns pg's result into what the caller returns. */
+  /**
+   * Sends one statement. `map` turns pg's result into what the caller gets;
+   * `onDone` sees the outcome first (the pooled path settles a dirty connection
+   * there); `canceler` runs if the caller is interrupted meanwhile.
+   */
   run<A>(
     sql: string,
     params: ReadonlyArray<unknown>,
@@ -72,21 +74,34 @@ export class PgConnection extends pg.Client {
     onDone: (connection: PgConnection, result: Effect.Effect<A, SqlError>) => Effect.Effect<A, SqlError>,
     canceler: Effect.Effect<void>
   ): Effect.Effect<A, SqlError> {
+    // Hot path: the callbacks are inline and anonymous, so no per-call function naming (tsx keepNames).
     return Effect.async<A, SqlError>((resume) => {
-      const callback = (error: Error | null, result: any) => {
-        this.finished()
-        if (error) {
-          if (isConnectionGone(error)) this.markGone(error)
-          resume(onDone(this, Effect.fail(queryFailed(this.owner.name, error))))
-        } else {
-          resume(onDone(this, Effect.succeed(map(result))))
-        }
-      }
       this.running++
-      if (arrays) this.query({ text: sql, values: params as Array<unknown>, rowMode: "array" }, callback)
-      else this.query(sql, params as Array<unknown>, callback)
+      if (arrays) {
+        this.query(
+          { text: sql, values: params as Array<unknown>, rowMode: "array" },
+          (error: Error | null, result: any) => resume(this.outcome(error, result, map, onDone))
+        )
+      } else {
+        this.query(sql, params as Array<unknown>, (error: Error | null, result: any) =>
+          resume(this.outcome(error, result, map, onDone)))
+      }
       return canceler
     })
+  }
+
+  private outcome<A>(
+    error: Error | null,
+    result: any,
+    map: (result: any) => A,
+    onDone: (connection: PgConnection, result: Effect.Effect<A, SqlError>) => Effect.Effect<A, SqlError>
+  ): Effect.Effect<A, SqlError> {
+    this.finished()
+    if (error) {
+      if (isConnectionGone(error)) this.markGone(error)
+      return onDone(this, Effect.fail(queryFailed(this.owner.name, error)))
+    }
+    return onDone(this, Effect.succeed(map(result)))
   }
 
   /** Marks the end of a statement or cursor. */
@@ -101,7 +116,7 @@ export class PgConnection extends pg.Client {
 }
 
 /** Rows of a result; a multi-statement query gives one array of rows per statement. */
-export const rowsOf = (result: any): Rows =>
+export const rowsOf = (result: any): ReadonlyArray<any> =>
   Array.isArray(result) ? result.map((r) => r.rows ?? []) : result.rows ?? []
 
 const CANCEL_REQUEST_CODE = 80877102
@@ -124,6 +139,7 @@ const cancelRunning = (connection: PgConnection): Effect.Effect<void> =>
       }
     }
     const timer = setTimeout(() => {
+      abandonRequest()
       connection.onSettled = undefined
       connection.markGone(
         new Error(`a cancelled query did not stop within ${connection.owner.cancelTimeout} ms`)
@@ -134,19 +150,26 @@ const cancelRunning = (connection: PgConnection): Effect.Effect<void> =>
       queryDone = true
       finish()
     }
-    sendCancelRequest(connection, () => {
+    const abandonRequest = sendCancelRequest(connection, () => {
       requestDone = true
       finish()
     })
   })
 
-/** @internal */
-export const sendCancelRequest = (connection: PgConnection, done: () => void): void => {
+/**
+ * Sends a CancelRequest for what `connection` runs; `done` is called once the
+ * server has taken it (or it could not be sent). Returns a function that gives
+ * up on a request still in flight.
+ */
+export const sendCancelRequest = (connection: PgConnection, done: () => void): () => void => {
   const { processID: pid, secretKey: secret } = connection as unknown as {
     readonly processID: number | null
     readonly secretKey: number | null
   }
-  if (pid === null || secret === null) return done()
+  if (pid === null || secret === null) {
+    done()
+    return () => {}
+  }
   const socket = (connection.socketFactory?.() ?? new Net.Socket()) as Net.Socket
   let finished = false
   const end = () => {
@@ -169,4 +192,5 @@ export const sendCancelRequest = (connection: PgConnection, done: () => void): v
   // pg resolved host and port (url, fields, PG* variables, defaults) when it made the client.
   if (connection.host.startsWith("/")) socket.connect(`${connection.host}/.s.PGSQL.${connection.port}`)
   else socket.connect(connection.port, connection.host)
+  return () => socket.destroy()
 }
