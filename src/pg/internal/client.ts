@@ -30,9 +30,17 @@ import type { Pool } from "../../Pool.js"
 import { make as makePool } from "../../internal/pool.js"
 import type { PoolConfigError, PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
-import { type Resolved, resolve } from "./config.js"
-import { type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
-import { checkoutFailed, connectFailed, isConnectionGone, isServerGoingAway, queryFailed } from "./errors.js"
+import { resolve } from "./config.js"
+import { close, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
+import {
+  checkoutFailed,
+  connectFailed,
+  isConnectionGone,
+  isServerGoingAway,
+  queryFailed,
+  sessionSettingsRejected
+} from "./errors.js"
+import { listen, listenConnection } from "./listen.js"
 
 type TransformRows = (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
@@ -93,7 +101,7 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       const params = config.sessionSettings.flat()
       const calls = config.sessionSettings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`)
       return connection.run(`SELECT ${calls.join(", ")}`, params, false, ignore, keep, connection.cancelQuery).pipe(
-        Effect.mapError((error) => connectFailed(name, config.describe, error.cause))
+        Effect.mapError((error) => sessionSettingsRejected(name, error.cause))
       )
     }
 
@@ -215,12 +223,17 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
           connection.markGone(new Error(`a cursor did not close within ${owner.cancelTimeout} ms`))
           resume(Effect.void)
         }, owner.cancelTimeout)
-        const close = () =>
-          cursor.close(() => {
-            clearTimeout(timer)
-            connection.finished()
-            resume(Effect.void)
-          })
+        const closed = () => {
+          clearTimeout(timer)
+          connection.finished()
+          resume(Effect.void)
+        }
+        const close = () => {
+          // A cursor that failed (cancelled, say) already sent its Sync; once that ReadyForQuery is in,
+          // close() would wait for another that never comes.
+          if (cursor.state === "error" && (connection as unknown as { readyForQuery: boolean }).readyForQuery) closed()
+          else cursor.close(closed)
+        }
         if (reading) abandonRequest = sendCancelRequest(connection, close)
         else close()
       })
@@ -296,77 +309,3 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
         runPooled("SELECT pg_notify($1, $2)", [channel, payload], false, ignore)
     }) as PgPoolClient
   })
-
-/** Closes a connection politely, or drops its socket if the server does not answer within a second. */
-const close = (client: pg.Client): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const timer = setTimeout(() => {
-      client.connection.stream.destroy()
-      resume(Effect.void)
-    }, 1_000)
-    client.end(() => {
-      clearTimeout(timer)
-      resume(Effect.void)
-    })
-  })
-
-interface Listener {
-  readonly client: pg.Client
-  /** LISTENing streams per channel: the channel is unlistened when its last stream ends. */
-  readonly channels: Map<string, number>
-}
-
-/** The dedicated LISTEN connection, outside the pool: it must stay with its listeners, not go back. */
-const listenConnection = (config: Resolved, name: string): Effect.Effect<Listener, SqlError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.async<Listener, SqlError>((resume) => {
-      const client = new pg.Client({ ...config.client, application_name: `${config.applicationName}:listen` })
-      // Losing the connection ends every listen stream (see listen); the error itself needs no handler.
-      client.on("error", ignore)
-      client.connect((error) =>
-        resume(
-          error
-            ? Effect.fail(connectFailed(name, config.describe, error))
-            : Effect.succeed({ client, channels: new Map() })
-        )
-      )
-    }),
-    ({ client }) => close(client)
-  )
-
-const listen = (
-  listener: RcRef.RcRef<Listener, SqlError>,
-  name: string,
-  channel: string
-): Stream.Stream<string, SqlError> =>
-  Stream.asyncPush<string, SqlError>((emit) =>
-    Effect.gen(function*() {
-      const { channels, client } = yield* RcRef.get(listener)
-      const onNotification = (message: pg.Notification) => {
-        if (message.channel === channel && message.payload !== undefined) emit.single(message.payload)
-      }
-      const onEnd = () =>
-        emit.fail(new SqlError({ message: `pool "${name}": the LISTEN connection closed; listen again to resume` }))
-      const count = channels.get(channel) ?? 0
-      channels.set(channel, count + 1)
-      yield* Effect.addFinalizer(() => {
-        client.off("notification", onNotification)
-        client.off("end", onEnd)
-        const left = (channels.get(channel) ?? 1) - 1
-        if (left > 0) {
-          channels.set(channel, left)
-          return Effect.void
-        }
-        channels.delete(channel)
-        return Effect.ignore(Effect.tryPromise(() => client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`)))
-      })
-      client.on("notification", onNotification)
-      client.on("end", onEnd)
-      if (count === 0) {
-        yield* Effect.tryPromise({
-          try: () => client.query(`LISTEN ${pg.escapeIdentifier(channel)}`),
-          catch: (cause) => queryFailed(name, cause)
-        })
-      }
-    })
-  )

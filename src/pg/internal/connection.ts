@@ -194,3 +194,16 @@ export const sendCancelRequest = (connection: PgConnection, done: () => void): (
   else socket.connect(connection.port, connection.host)
   return () => socket.destroy()
 }
+
+/** Closes a connection politely, or drops its socket if the server does not answer within a second. */
+export const close = (client: pg.Client): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => {
+      client.connection.stream.destroy()
+      resume(Effect.void)
+    }, 1_000)
+    client.end(() => {
+      clearTimeout(timer)
+      resume(Effect.void)
+    })
+  })

@@ -65,6 +65,10 @@ export const queryFailed = (pool: string, cause: unknown): SqlError =>
 export const connectFailed = (pool: string, target: string, cause: unknown): SqlError =>
   new SqlError({ cause, message: `pool "${pool}": could not connect to ${target}: ${messageOf(cause)}` })
 
+/** @internal */
+export const sessionSettingsRejected = (pool: string, cause: unknown): SqlError =>
+  new SqlError({ cause, message: `pool "${pool}": the server rejected sessionSettings: ${messageOf(cause)}` })
+
 /**
  * A checkout failure as a `SqlError`, the only error a `SqlClient` statement
  * may fail with. The pool's typed error stays reachable as `cause`.

@@ -4,6 +4,7 @@ declare module "pg-cursor" {
   export default class Cursor<Row = any> implements Submittable {
     constructor(text: string, values?: Array<unknown>, config?: { readonly rowMode?: "array" })
     submit: Submittable["submit"]
+    readonly state: "initialized" | "submitted" | "idle" | "busy" | "done" | "error"
     read(rows: number, callback: (error: Error | undefined, rows: Array<Row>) => void): void
     close(callback: (error?: Error) => void): void
   }
