@@ -7,6 +7,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Suites that start database servers share one per process; keep files apart.
     pool: "forks",
-    fileParallelism: false
+    fileParallelism: false,
+    // The JSON report lets .ci/run close with a plain "N passed, M failed" line.
+    reporters: ["default", ["json", { outputFile: ".tmp/vitest-report.json" }]]
   }
 })
