@@ -69,6 +69,9 @@ type Waiter<A, E> = WaitQueue.Waiter<Entry<A>, PoolError | E>
 
 type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
 
+/** What a checkout continues with once it holds a connection. */
+type Then<A, X, Y, Z> = (entry: Entry<A>) => Effect.Effect<X, Y, Z>
+
 type Spawn<R> = (effect: Effect.Effect<void, never, R>) => Fiber.RuntimeFiber<void, never>
 
 /** Compaction of abandoned waiters starts once this many sit in the queue. */
@@ -147,7 +150,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   private makeGet(site: Error | undefined): Effect.Effect<A, PoolError | E, Scope.Scope> {
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(this.checkout(restore, site), (entry) =>
+      this.checkout(restore, site, (entry) =>
         Effect.flatMap(Effect.scope, (scope) =>
           Effect.as(
             // Unlike Effect.addFinalizer, Scope.addFinalizer does not diff FiberRefs: the return path needs none.
@@ -160,7 +163,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   readonly use = <B, E2, R2>(f: (connection: A) => Effect.Effect<B, E2, R2>): Effect.Effect<B, PoolError | E | E2, R2> => {
     const site = this.detectLeaks ? new Error() : undefined
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(this.checkout(restore, site), (entry) =>
+      this.checkout(restore, site, (entry) =>
         Effect.flatMap(Effect.exit(restore(f(entry.value))), (exit) => Effect.zipRight(this.release(entry), exit)))
     )
   }
@@ -169,28 +172,46 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return this.clock.unsafeCurrentTimeMillis()
   }
 
-  private checkout(restore: Restore, site: Error | undefined): Effect.Effect<Entry<A>, PoolError | E> {
-    const handOut = this.detectLeaks
-      ? (entry: Effect.Effect<Entry<A>, PoolError | E>) =>
-        Effect.withFiberRuntime<Entry<A>, PoolError | E>((fiber) =>
-          Effect.tap(entry, (entry) => this.watchForLeak(entry, describeHolder(fiber, site)))
-        )
-      : (entry: Effect.Effect<Entry<A>, PoolError | E>) => entry
-    return handOut(Effect.suspend(() => {
-      const startedAt = this.now()
-      if (this.isListened()) this.emit({ type: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
-      if (this.state !== "ready") return this.refuse(startedAt)
-      if (this.liveWaiters === 0) {
-        const entry = this.takeIdle(startedAt)
-        if (entry !== undefined) {
-          this.markCheckedOut(entry, startedAt, startedAt)
-          return this.needsValidation(entry, startedAt)
-            ? this.validate(entry, restore, startedAt)
-            : Effect.succeed(entry)
-        }
+  /**
+   * Runs when the checkout effect runs (inside the mask), and continues with
+   * `then` once a connection is handed out. Passing the continuation along,
+   * rather than stacking combinators, keeps a parked waiter small.
+   */
+  private checkout<X, Y, Z>(
+    restore: Restore,
+    site: Error | undefined,
+    then: Then<A, X, Y, Z>
+  ): Effect.Effect<X, Y | PoolError | E, Z> {
+    const startedAt = this.now()
+    if (this.isListened()) this.emit({ type: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
+    if (this.state !== "ready") return this.refuse(startedAt)
+    if (this.liveWaiters === 0) {
+      const entry = this.takeIdle(startedAt)
+      if (entry !== undefined) {
+        this.markCheckedOut(entry, startedAt, startedAt)
+        return this.handOut(entry, restore, startedAt, site, then)
       }
-      return this.wait(restore, startedAt, false)
-    }))
+    }
+    return this.wait(restore, startedAt, false, site, then)
+  }
+
+  private handOut<X, Y, Z>(
+    entry: Entry<A>,
+    restore: Restore,
+    startedAt: number,
+    site: Error | undefined,
+    then: Then<A, X, Y, Z>
+  ): Effect.Effect<X, Y | PoolError | E, Z> {
+    if (this.needsValidation(entry, entry.checkedOutAt)) return this.validate(entry, restore, startedAt, site, then)
+    return this.deliver(entry, site, then)
+  }
+
+  private deliver<X, Y, Z>(entry: Entry<A>, site: Error | undefined, then: Then<A, X, Y, Z>): Effect.Effect<X, Y, Z> {
+    if (!this.detectLeaks) return then(entry)
+    return Effect.withFiberRuntime((fiber) => {
+      this.startLeakWatch(entry, describeHolder(fiber, site))
+      return then(entry)
+    })
   }
 
   private refuse(startedAt: number): Effect.Effect<never, PoolError> {
@@ -201,7 +222,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return Effect.fail(error)
   }
 
-  private wait(restore: Restore, startedAt: number, front: boolean): Effect.Effect<Entry<A>, PoolError | E> {
+  private wait<X, Y, Z>(
+    restore: Restore,
+    startedAt: number,
+    front: boolean,
+    site: Error | undefined,
+    then: Then<A, X, Y, Z>
+  ): Effect.Effect<X, Y | PoolError | E, Z> {
     if (this.liveWaiters >= this.options.maxWaiters) {
       const error = new PoolWaitQueueFullError({ pool: this.name, maxWaiters: this.options.maxWaiters })
       this.checkoutFailed(startedAt, "waitQueueFull", error)
@@ -221,18 +248,15 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.metrics.waiters(this.liveWaiters)
     this.ensureCapacity()
     if (front || this.timerParked) this.kick("timer")
-    return Effect.matchCauseEffect(restore(Deferred.await(waiter.deferred)), {
+    return Effect.matchCauseEffect(restore(WaiterDeferred.await_(waiter.deferred)), {
       onFailure: (cause) => {
         this.abandon(waiter)
         return Effect.zipRight(this.traceWait(startedAt, Exit.failCause(cause)), Effect.failCause(cause))
       },
       onSuccess: (entry) => {
         waiter.served = undefined
-        const now = entry.checkedOutAt
-        const handOut = this.needsValidation(entry, now)
-          ? this.validate(entry, restore, startedAt)
-          : Effect.succeed(entry)
-        return now - startedAt < this.options.traceWaitsOver
+        const handOut = this.handOut(entry, restore, startedAt, site, then)
+        return entry.checkedOutAt - startedAt < this.options.traceWaitsOver
           ? handOut
           : Effect.zipRight(this.traceWait(startedAt, Exit.void), handOut)
       }
@@ -289,25 +313,34 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return this.config.validate !== undefined && now - entry.lastUsedAt >= this.options.validateAfterIdle
   }
 
-  private validate(entry: Entry<A>, restore: Restore, startedAt: number): Effect.Effect<Entry<A>, PoolError | E> {
+  private validate<X, Y, Z>(
+    entry: Entry<A>,
+    restore: Restore,
+    startedAt: number,
+    site: Error | undefined,
+    then: Then<A, X, Y, Z>
+  ): Effect.Effect<X, Y | PoolError | E, Z> {
     return Effect.flatMap(this.check(this.config.validate!(entry.value)), (healthy) => {
-      if (healthy) return Effect.succeed(entry)
+      if (healthy) return this.deliver(entry, site, then)
       this.inUse--
       this.destroy(entry, "error", "validation failed")
-      return this.retryAfterInvalid(restore, startedAt)
+      return Effect.suspend(() => this.retryAfterInvalid(restore, startedAt, site, then))
     })
   }
 
   /** After a failed validation the caller keeps its place: it goes to the front of the queue. */
-  private retryAfterInvalid(restore: Restore, startedAt: number): Effect.Effect<Entry<A>, PoolError | E> {
-    return Effect.suspend(() => {
-      if (this.state !== "ready") return this.refuse(startedAt)
-      const now = this.now()
-      const entry = this.liveWaiters === 0 ? this.takeIdle(now) : undefined
-      if (entry === undefined) return this.wait(restore, startedAt, true)
-      this.markCheckedOut(entry, startedAt, now)
-      return this.needsValidation(entry, now) ? this.validate(entry, restore, startedAt) : Effect.succeed(entry)
-    })
+  private retryAfterInvalid<X, Y, Z>(
+    restore: Restore,
+    startedAt: number,
+    site: Error | undefined,
+    then: Then<A, X, Y, Z>
+  ): Effect.Effect<X, Y | PoolError | E, Z> {
+    if (this.state !== "ready") return this.refuse(startedAt)
+    const now = this.now()
+    const entry = this.liveWaiters === 0 ? this.takeIdle(now) : undefined
+    if (entry === undefined) return this.wait(restore, startedAt, true, site, then)
+    this.markCheckedOut(entry, startedAt, now)
+    return this.handOut(entry, restore, startedAt, site, then)
   }
 
   /** Runs a user check (validate or reset) bounded by checkTimeout; any failure counts as "broken". */
@@ -590,10 +623,6 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private closeInUse(entry: Entry<A>, reason: CloseReason): void {
     this.inUse--
     this.destroy(entry, reason)
-  }
-
-  private watchForLeak(entry: Entry<A>, holder: string): Effect.Effect<void> {
-    return Effect.sync(() => this.startLeakWatch(entry, holder))
   }
 
   private startLeakWatch(entry: Entry<A>, holder: string): void {
