@@ -1,34 +1,39 @@
 /**
- * One pool's handles on the shared `PoolMetrics`, tagged `pool=<name>` once
- * at construction, so that the hot path updates a resolved metric hook
- * instead of looking the tagged key up on every call.
+ * One pool's handles on the shared `PoolMetrics`: each tagged key is looked up
+ * in Effect's metric registry once, when the pool is made, so the hot path
+ * updates the hook directly.
  *
  * @internal
  */
-import type * as Metric from "effect/Metric"
+import * as Metric from "effect/Metric"
+import * as MetricKey from "effect/MetricKey"
+import type * as MetricKeyType from "effect/MetricKeyType"
 import * as MetricLabel from "effect/MetricLabel"
-import * as PoolMetrics from "../PoolMetrics.js"
-
-type Untagged<In> = Metric.Metric<any, In, any>
+import { keys } from "../PoolMetrics.js"
 
 /** @internal */
 export interface Recorder<In> {
   (value: In): void
 }
 
-const resolve = <In>(metric: Untagged<In>, tags: Record<string, string>): Recorder<In> => {
-  // Effect caches a metric's hook per extra-tags array (by identity): passing
-  // the same array every time keeps the registry lookup off the hot path.
-  const labels = Object.entries(tags).map(([key, value]) => MetricLabel.make(key, value))
-  return (value) => metric.unsafeUpdate(value, labels)
+const resolve = <Type extends MetricKeyType.MetricKeyType<any, any>>(
+  key: MetricKey.MetricKey<Type>,
+  tags: Record<string, string>
+): Recorder<MetricKeyType.MetricKeyType.InType<Type>> => {
+  const labels = Object.entries(tags).map(([name, value]) => MetricLabel.make(name, value))
+  const hook = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(key, labels))
+  return (value) => hook.update(value)
 }
 
-const byReason = <In>(metric: Untagged<In>, pool: string): (reason: string, value: In) => void => {
-  const recorders = new Map<string, Recorder<In>>()
+const byReason = <Type extends MetricKeyType.MetricKeyType<any, any>>(
+  key: MetricKey.MetricKey<Type>,
+  pool: string
+): (reason: string, value: MetricKeyType.MetricKeyType.InType<Type>) => void => {
+  const recorders = new Map<string, Recorder<MetricKeyType.MetricKeyType.InType<Type>>>()
   return (reason, value) => {
     let record = recorders.get(reason)
     if (record === undefined) {
-      record = resolve(metric, { pool, reason })
+      record = resolve(key, { pool, reason })
       recorders.set(reason, record)
     }
     record(value)
@@ -37,19 +42,19 @@ const byReason = <In>(metric: Untagged<In>, pool: string): (reason: string, valu
 
 /** @internal */
 export const make = (pool: string) => ({
-  idle: resolve(PoolMetrics.connections, { pool, state: "idle" }),
-  inUse: resolve(PoolMetrics.connections, { pool, state: "in_use" }),
-  pending: resolve(PoolMetrics.connections, { pool, state: "pending" }),
-  size: resolve(PoolMetrics.size, { pool }),
-  waiters: resolve(PoolMetrics.waiters, { pool }),
-  checkouts: resolve(PoolMetrics.checkouts, { pool }),
-  checkoutFailures: byReason(PoolMetrics.checkoutFailures, pool),
-  connectionsCreated: resolve(PoolMetrics.connectionsCreated, { pool }),
-  connectionsClosed: byReason(PoolMetrics.connectionsClosed, pool),
-  connectFailures: resolve(PoolMetrics.connectFailures, { pool }),
-  checkoutWait: resolve(PoolMetrics.checkoutWait, { pool }),
-  connectionUse: resolve(PoolMetrics.connectionUse, { pool }),
-  connectionSetup: resolve(PoolMetrics.connectionSetup, { pool })
+  idle: resolve(keys.connections, { pool, state: "idle" }),
+  inUse: resolve(keys.connections, { pool, state: "in_use" }),
+  pending: resolve(keys.connections, { pool, state: "pending" }),
+  size: resolve(keys.size, { pool }),
+  waiters: resolve(keys.waiters, { pool }),
+  checkouts: resolve(keys.checkouts, { pool }),
+  checkoutFailures: byReason(keys.checkoutFailures, pool),
+  connectionsCreated: resolve(keys.connectionsCreated, { pool }),
+  connectionsClosed: byReason(keys.connectionsClosed, pool),
+  connectFailures: resolve(keys.connectFailures, { pool }),
+  checkoutWait: resolve(keys.checkoutWait, { pool }),
+  connectionUse: resolve(keys.connectionUse, { pool }),
+  connectionSetup: resolve(keys.connectionSetup, { pool })
 })
 
 /** @internal */

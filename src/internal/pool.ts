@@ -482,7 +482,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private ensureCapacity(): void {
     if (this.state !== "ready") return
     let deficit = this.liveWaiters + this.options.minIdle - this.idle.length - this.pending
-    if (deficit <= 0) return
+    if (deficit <= 0 || this.total >= this.options.maxSize || this.pending >= this.options.maxConnecting) return
     while (deficit > 0 && this.total < this.options.maxSize && this.pending < this.options.maxConnecting) {
       this.total++
       this.pending++
