@@ -159,6 +159,35 @@ const resultsMarkdown = (data: ResultsFile): string => {
   return parts.join("\n")
 }
 
+/**
+ * Fills docs/benchmarks.md's generated blocks (`<!-- begin:NAME -->` ...
+ * `<!-- end:NAME -->`): the run, the targets, and one table per suite.
+ */
+const fillGuide = async (data: ResultsFile): Promise<string> => {
+  const guide = Path.join(root, "docs", "benchmarks.md")
+  const m = data.machine
+  const blocks: Record<string, string> = {
+    run: [
+      `Measured on ${m["cpu"]} (${m["cores"]} cores, ${m["memoryGiB"]} GiB), ${m["os"]}, Node ${m["node"]}; `,
+      data.runs.map((r) => `${r.suites.join(", ")} on ${r.date} (${r.reps} repetitions, ${r.seconds} s)`).join("; "),
+      `. Versions: ${Object.entries(data.versions).map(([k, v]) => `${k} ${v}`).join(", ")}.`
+    ].join(""),
+    targets: data.targets.map((c) => `- ${c.met ? "**met**" : "**missed**"}: ${c.target}: ${c.detail}`).join("\n")
+  }
+  for (const suite of [...new Set(data.results.map((r) => r.suite))]) {
+    blocks[suite] = markdown(suite, references[suite], data.results.filter((r) => r.suite === suite))
+  }
+  let text = readFileSync(guide, "utf8")
+  for (const [name, body] of Object.entries(blocks)) {
+    text = text.replace(
+      new RegExp(`<!-- begin:${name} -->[\\s\\S]*?<!-- end:${name} -->`),
+      () => `<!-- begin:${name} -->\n${body.trim()}\n<!-- end:${name} -->`
+    )
+  }
+  await writeFile(guide, text)
+  return guide
+}
+
 /** Merges this run into docs/bench/results.json and redraws the charts; returns the files written. */
 export const writeResults = async (
   results: ReadonlyArray<Result>,
@@ -191,5 +220,6 @@ export const writeResults = async (
     await writeFile(path, svg)
     written.push(path)
   }
+  written.push(await fillGuide(data))
   return written.map((p) => Path.relative(root, p))
 }
