@@ -72,6 +72,16 @@ type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, 
 /** What a checkout continues with once it holds a connection. */
 type Then<A, X, Y, Z> = (entry: Entry<A>) => Effect.Effect<X, Y, Z>
 
+/** A checkout under way, as the slow paths (waiting, validation) need it. */
+interface Checkout<A, X, Y, Z> {
+  readonly startedAt: number
+  /** Restores the caller's interruptibility around the wait. */
+  readonly restore: Restore
+  /** Where `get`/`use` was called, for leak reports (only with leak detection on). */
+  readonly site: Error | undefined
+  readonly then: Then<A, X, Y, Z>
+}
+
 type Spawn<R> = (effect: Effect.Effect<void, never, R>) => Fiber.RuntimeFiber<void, never>
 
 /** Compaction of abandoned waiters starts once this many sit in the queue. */
@@ -189,21 +199,19 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       const entry = this.takeIdle(startedAt)
       if (entry !== undefined) {
         this.markCheckedOut(entry, startedAt, startedAt)
-        return this.handOut(entry, restore, startedAt, site, then)
+        // The fast path hands out without building a Checkout record.
+        return this.needsValidation(entry, startedAt)
+          ? this.validate(entry, { startedAt, restore, site, then })
+          : this.deliver(entry, site, then)
       }
     }
-    return this.wait(restore, startedAt, false, site, then)
+    return this.wait({ startedAt, restore, site, then }, false)
   }
 
-  private handOut<X, Y, Z>(
-    entry: Entry<A>,
-    restore: Restore,
-    startedAt: number,
-    site: Error | undefined,
-    then: Then<A, X, Y, Z>
-  ): Effect.Effect<X, Y | PoolError | E, Z> {
-    if (this.needsValidation(entry, entry.checkedOutAt)) return this.validate(entry, restore, startedAt, site, then)
-    return this.deliver(entry, site, then)
+  private handOut<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
+    return this.needsValidation(entry, entry.checkedOutAt)
+      ? this.validate(entry, checkout)
+      : this.deliver(entry, checkout.site, checkout.then)
   }
 
   private deliver<X, Y, Z>(entry: Entry<A>, site: Error | undefined, then: Then<A, X, Y, Z>): Effect.Effect<X, Y, Z> {
@@ -222,24 +230,23 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return Effect.fail(error)
   }
 
-  private wait<X, Y, Z>(
-    restore: Restore,
-    startedAt: number,
-    front: boolean,
-    site: Error | undefined,
-    then: Then<A, X, Y, Z>
-  ): Effect.Effect<X, Y | PoolError | E, Z> {
+  private wait<X, Y, Z>(checkout: Checkout<A, X, Y, Z>, front: boolean): Effect.Effect<X, Y | PoolError | E, Z> {
+    const { startedAt } = checkout
     if (this.liveWaiters >= this.options.maxWaiters) {
       const error = new PoolWaitQueueFullError({ pool: this.name, maxWaiters: this.options.maxWaiters })
       this.checkoutFailed(startedAt, "waitQueueFull", error)
       return Effect.fail(error)
     }
-    const waiter: Waiter<A, E> = {
+    // The waiter carries its checkout, so the closures below capture the waiter alone.
+    const waiter: Waiter<A, E> & Checkout<A, X, Y, Z> = {
       deferred: WaiterDeferred.make(),
       startedAt,
       deadline: startedAt + this.options.acquireTimeout,
       settled: false,
-      served: undefined
+      served: undefined,
+      restore: checkout.restore,
+      site: checkout.site,
+      then: checkout.then
     }
     if (front) this.waiters.unshift(waiter)
     else this.waitQueue.unsafeOffer(waiter)
@@ -248,17 +255,17 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.metrics.waiters(this.liveWaiters)
     this.ensureCapacity()
     if (front || this.timerParked) this.kick("timer")
-    return Effect.matchCauseEffect(restore(WaiterDeferred.await_(waiter.deferred)), {
+    return Effect.matchCauseEffect(waiter.restore(WaiterDeferred.await_(waiter.deferred)), {
       onFailure: (cause) => {
         this.abandon(waiter)
-        return Effect.zipRight(this.traceWait(startedAt, Exit.failCause(cause)), Effect.failCause(cause))
+        return Effect.zipRight(this.traceWait(waiter.startedAt, Exit.failCause(cause)), Effect.failCause(cause))
       },
       onSuccess: (entry) => {
         waiter.served = undefined
-        const handOut = this.handOut(entry, restore, startedAt, site, then)
-        return entry.checkedOutAt - startedAt < this.options.traceWaitsOver
+        const handOut = this.handOut(entry, waiter)
+        return entry.checkedOutAt - waiter.startedAt < this.options.traceWaitsOver
           ? handOut
-          : Effect.zipRight(this.traceWait(startedAt, Exit.void), handOut)
+          : Effect.zipRight(this.traceWait(waiter.startedAt, Exit.void), handOut)
       }
     })
   }
@@ -313,34 +320,23 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return this.config.validate !== undefined && now - entry.lastUsedAt >= this.options.validateAfterIdle
   }
 
-  private validate<X, Y, Z>(
-    entry: Entry<A>,
-    restore: Restore,
-    startedAt: number,
-    site: Error | undefined,
-    then: Then<A, X, Y, Z>
-  ): Effect.Effect<X, Y | PoolError | E, Z> {
+  private validate<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
     return Effect.flatMap(this.check(this.config.validate!(entry.value)), (healthy) => {
-      if (healthy) return this.deliver(entry, site, then)
+      if (healthy) return this.deliver(entry, checkout.site, checkout.then)
       this.inUse--
       this.destroy(entry, "error", "validation failed")
-      return Effect.suspend(() => this.retryAfterInvalid(restore, startedAt, site, then))
+      return Effect.suspend(() => this.retryAfterInvalid(checkout))
     })
   }
 
   /** After a failed validation the caller keeps its place: it goes to the front of the queue. */
-  private retryAfterInvalid<X, Y, Z>(
-    restore: Restore,
-    startedAt: number,
-    site: Error | undefined,
-    then: Then<A, X, Y, Z>
-  ): Effect.Effect<X, Y | PoolError | E, Z> {
-    if (this.state !== "ready") return this.refuse(startedAt)
+  private retryAfterInvalid<X, Y, Z>(checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
+    if (this.state !== "ready") return this.refuse(checkout.startedAt)
     const now = this.now()
     const entry = this.liveWaiters === 0 ? this.takeIdle(now) : undefined
-    if (entry === undefined) return this.wait(restore, startedAt, true, site, then)
-    this.markCheckedOut(entry, startedAt, now)
-    return this.handOut(entry, restore, startedAt, site, then)
+    if (entry === undefined) return this.wait(checkout, true)
+    this.markCheckedOut(entry, checkout.startedAt, now)
+    return this.handOut(entry, checkout)
   }
 
   /** Runs a user check (validate or reset) bounded by checkTimeout; any failure counts as "broken". */
