@@ -615,11 +615,14 @@ describe("observability", () => {
       const { pool } = yield* makeTestPool({ name: "metered" })
       yield* Effect.scoped(pool.get)
       yield* Effect.scoped(pool.get)
-      const checkouts = yield* Metric.value(PoolMetrics.checkouts.pipe(Metric.tagged("pool", "metered")))
+      const checkouts = yield* Metric.value(PoolMetrics.checkouts.pipe(Metric.tagged(PoolMetrics.poolName, "metered")))
       const idle = yield* Metric.value(
-        PoolMetrics.connections.pipe(Metric.tagged("pool", "metered"), Metric.tagged("state", "idle"))
+        PoolMetrics.connectionCount.pipe(
+          Metric.tagged(PoolMetrics.poolName, "metered"),
+          Metric.tagged(PoolMetrics.state, "idle")
+        )
       )
       expect(checkouts.count).toBe(2)
-      expect(idle.value).toBe(1)
+      expect(idle.count).toBe(1)
     }))
 })

@@ -142,7 +142,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   ) {
     this.name = options.name
     this.state = options.startPaused ? "paused" : "ready"
-    this.metrics = Metrics.make(options.name)
+    this.metrics = Metrics.make(options)
     this.retrySchedule = config.retrySchedule ?? defaultRetrySchedule
     this.detectLeaks = options.leakDetectionThreshold !== Number.POSITIVE_INFINITY
     this.plainGet = this.makeGet(undefined)
@@ -178,8 +178,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
+  /** Epoch milliseconds, with the sub-millisecond part when the clock has one. */
   private now(): number {
-    return this.clock.unsafeCurrentTimeMillis()
+    return Number(this.clock.unsafeCurrentTimeNanos()) / 1_000_000
   }
 
   /**
@@ -285,14 +286,14 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         Option.fromNullable(fiber.currentSpan),
         fiber.currentContext,
         [],
-        BigInt(startedAt) * 1_000_000n,
+        BigInt(Math.round(startedAt * 1_000_000)),
         "internal"
       )
       span.attribute("lifeguard.pool", this.name)
       span.attribute("lifeguard.pool.waited_ms", now - startedAt)
       span.attribute("lifeguard.pool.in_use", this.inUse)
       span.attribute("lifeguard.pool.waiting", this.liveWaiters)
-      span.end(BigInt(now) * 1_000_000n, outcome)
+      span.end(BigInt(Math.round(now * 1_000_000)), outcome)
       return Effect.void
     })
   }
@@ -539,7 +540,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const error = Cause.squash(cause)
     this.lastConnectError = error
     this.counters.connectFailures++
-    this.metrics.connectFailures(1)
+    this.metrics.connectFailures(error)
     this.emitIfListened(() => ({
       type: "ConnectionClosed",
       pool: this.name,
@@ -725,6 +726,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       const interruptInUse = options.interruptInUse ?? false
       const stale = this.generation++
       if (options.pause === true) this.state = "paused"
+      this.metrics.generation(this.generation)
       this.emitIfListened(() => ({
         type: "ConnectionPoolCleared",
         pool: this.name,
@@ -826,6 +828,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       Effect.zipRight(FiberSet.awaitEmpty(this.tasks)),
       Effect.zipRight(this.waitQueue.shutdown),
       Effect.zipRight(PubSub.shutdown(this.eventHub)),
+      Effect.zipRight(Effect.sync(() => this.metrics.close())),
       Effect.zipRight(Deferred.succeed(drained, undefined)),
       Effect.annotateLogs("pool", this.name)
     )
@@ -870,7 +873,6 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private updateGauges(): void {
     this.updateUseGauges()
     this.metrics.pending(this.pending)
-    this.metrics.size(this.total)
   }
 
   private isListened(): boolean {
