@@ -441,7 +441,7 @@ describe("robustness", () => {
         acquire: factory.acquire,
         maxSize: 1,
         onEvent: (event) => {
-          if (event.type === "ConnectionCheckedOut") throw new Error("listener bug")
+          if (event._tag === "ConnectionCheckedOut") throw new Error("listener bug")
         }
       })
       const holder = yield* holdConnection(pool)
@@ -552,7 +552,7 @@ describe("observability", () => {
       yield* TestClock.adjust("20 millis")
       yield* Fiber.join(checkout)
       const events = [...(yield* Fiber.join(collected))]
-      expect(events.map((e) => e.type)).toStrictEqual([
+      expect(events.map((e) => e._tag)).toStrictEqual([
         "ConnectionCheckOutStarted",
         "ConnectionCreated",
         "ConnectionReady",

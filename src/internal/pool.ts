@@ -194,7 +194,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     then: Then<A, X, Y, Z>
   ): Effect.Effect<X, Y | PoolError | E, Z> {
     const startedAt = this.now()
-    if (this.isListened()) this.emit({ type: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
+    if (this.isListened()) this.emit({ _tag: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
     if (this.state !== "ready") return this.refuse(startedAt)
     if (this.liveWaiters === 0) {
       const entry = this.takeIdle(startedAt)
@@ -380,7 +380,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.updateUseGauges()
     if (this.isListened()) {
       this.emit({
-        type: "ConnectionCheckedOut",
+        _tag: "ConnectionCheckedOut",
         pool: this.name,
         time: now,
         connectionId: entry.id,
@@ -405,7 +405,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const now = this.now()
     if (this.isListened()) {
       this.emit({
-        type: "ConnectionCheckedIn",
+        _tag: "ConnectionCheckedIn",
         pool: this.name,
         time: now,
         connectionId: entry.id,
@@ -498,7 +498,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const attempt = Effect.suspend(() => {
       const id = ++this.nextConnectionId
       const startedAt = this.now()
-      this.emitIfListened(() => ({ type: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
+      this.emitIfListened(() => ({ _tag: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
       return Effect.flatMap(Scope.make(), (scope) =>
         this.config.acquire.pipe(
           Scope.extend(scope),
@@ -542,7 +542,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.counters.connectFailures++
     this.metrics.connectFailures(error)
     this.emitIfListened(() => ({
-      type: "ConnectionClosed",
+      _tag: "ConnectionClosed",
       pool: this.name,
       time: this.now(),
       connectionId: id,
@@ -581,7 +581,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.metrics.connectionsCreated(1)
     this.metrics.connectionSetup(now - startedAt)
     this.emitIfListened(() => ({
-      type: "ConnectionReady",
+      _tag: "ConnectionReady",
       pool: this.name,
       time: now,
       connectionId: id,
@@ -600,7 +600,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.counters.connectionsClosed++
     this.metrics.connectionsClosed(reason, 1)
     this.emitIfListened(() => ({
-      type: "ConnectionClosed",
+      _tag: "ConnectionClosed",
       pool: this.name,
       time: this.now(),
       connectionId: entry.id,
@@ -629,7 +629,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       Effect.sleep(threshold).pipe(
         Effect.zipRight(Effect.suspend(() => {
           this.emitIfListened(() => ({
-            type: "ConnectionLeakSuspected",
+            _tag: "ConnectionLeakSuspected",
             pool: this.name,
             time: this.now(),
             connectionId: entry.id,
@@ -708,7 +708,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.emitIfListened(() => {
       const now = this.now()
       return {
-        type: "ConnectionCheckOutFailed",
+        _tag: "ConnectionCheckOutFailed",
         pool: this.name,
         time: now,
         reason,
@@ -728,7 +728,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       if (options.pause === true) this.state = "paused"
       this.metrics.generation(this.generation)
       this.emitIfListened(() => ({
-        type: "ConnectionPoolCleared",
+        _tag: "ConnectionPoolCleared",
         pool: this.name,
         time: this.now(),
         generation: this.generation,
@@ -755,7 +755,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   readonly ready: Effect.Effect<void> = Effect.sync(() => {
     if (this.state !== "paused") return
     this.state = "ready"
-    this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolReady", pool: this.name, time: this.now() }))
     this.kick("maintenance")
   })
 
@@ -808,7 +808,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.failAllWaiters("poolClosed", new PoolClosedError({ pool: this.name }))
     for (const entry of this.idle.splice(0)) this.destroy(entry, "poolClosed")
     this.updateGauges()
-    this.emitIfListened(() => ({ type: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
     const allReturned = Deferred.unsafeMake<void>(FiberId.none)
     if (this.inUse === 0) Deferred.unsafeDone(allReturned, Exit.void)
     else this.allReturned = allReturned
@@ -879,14 +879,15 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return this.config.onEvent !== undefined || this.subscribers > 0
   }
 
-  private emit(event: PoolEvent): void {
+  private emit(made: PoolEvent): void {
+    const event = this.config.address === undefined ? made : { ...made, address: this.config.address }
     if (this.config.onEvent !== undefined) {
       try {
         this.config.onEvent(event)
       } catch (error) {
         // A listener's bug must not leave the pool half way through a hand-off.
         this.spawnTask(
-          Effect.logError(`the onEvent listener threw on ${event.type}; the event was dropped for it`, error).pipe(
+          Effect.logError(`the onEvent listener threw on ${event._tag}; the event was dropped for it`, error).pipe(
             Effect.annotateLogs("pool", this.name)
           )
         )
@@ -901,9 +902,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /** Starts the background fibers and announces the pool. */
   start(): void {
-    this.emitIfListened(() => ({ type: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
     if (this.state === "ready") {
-      this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+      this.emitIfListened(() => ({ _tag: "ConnectionPoolReady", pool: this.name, time: this.now() }))
     }
     this.spawnBackground(Effect.asVoid(this.deadlineTimer))
     this.spawnBackground(Effect.asVoid(this.maintenance))
