@@ -113,6 +113,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private maintenanceKick: Deferred.Deferred<void> | undefined = undefined
   private allReturned: Deferred.Deferred<void> | undefined = undefined
   private drained: Deferred.Deferred<void> | undefined = undefined
+  private drainDone = false
   private readonly counters = {
     checkouts: 0,
     waits: 0,
@@ -828,7 +829,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       Effect.zipRight(FiberSet.awaitEmpty(this.tasks)),
       Effect.zipRight(this.waitQueue.shutdown),
       Effect.zipRight(PubSub.shutdown(this.eventHub)),
-      Effect.zipRight(Effect.sync(() => this.metrics.close())),
+      Effect.zipRight(Effect.sync(() => {
+        this.drainDone = true
+        this.metrics.close()
+      })),
       Effect.zipRight(Deferred.succeed(drained, undefined)),
       Effect.annotateLogs("pool", this.name)
     )
@@ -851,6 +855,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     generation: this.generation,
     paused: this.state === "paused",
     closed: this.state === "closed",
+    draining: this.drained !== undefined && !this.drainDone,
+    lastConnectError: this.lastConnectError,
     ...this.counters
   }))
 
