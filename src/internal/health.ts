@@ -6,22 +6,13 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type { PoolStats } from "../Pool.js"
+import { describeError } from "./describe.js"
 import type { Health, HealthCheck, HealthJson, Options, PoolLike, ProbeResult } from "../PoolHealth.js"
 
 const defaults = {
   probeTtl: Duration.seconds(5),
   probeTimeout: Duration.seconds(2),
   timeoutWindow: Duration.minutes(1)
-}
-
-/** One line about an error: its tag and message, never a dump. */
-export const describeError = (error: unknown): string => {
-  if (error instanceof Error) {
-    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : error.name
-    return error.message === "" ? tag : `${tag}: ${error.message.split("\n")[0]}`
-  }
-  if (typeof error === "object" && error !== null && "_tag" in error) return String(error._tag)
-  return String(error)
 }
 
 const nowMillis = Effect.map(Clock.currentTimeNanos, (nanos) => Number(nanos) / 1_000_000)

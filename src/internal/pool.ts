@@ -42,6 +42,7 @@ import {
 import type { CheckOutFailedReason, CloseReason, PoolEvent } from "../PoolEvent.js"
 import { resolve } from "./config.js"
 import * as WaiterDeferred from "./deferred.js"
+import { describeError } from "./describe.js"
 import * as Metrics from "./metrics.js"
 import * as WaitQueue from "./waitQueue.js"
 
@@ -637,9 +638,12 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
             heldFor: this.now() - entry.checkedOutAt,
             checkedOutAt: holder
           }))
-          return Effect.logWarning(
-            `connection ${entry.id} of pool "${this.name}" has been checked out for longer than ` +
-              `leakDetectionThreshold (${Duration.format(threshold)}); was it returned? It was checked out ${holder}`
+          return Effect.logWarning("connection checked out for longer than leakDetectionThreshold; was it returned?").pipe(
+            Effect.annotateLogs({
+              connectionId: entry.id,
+              leakDetectionThreshold: Duration.format(threshold),
+              checkedOutBy: holder
+            })
           )
         })),
         Effect.annotateLogs("pool", this.name)
@@ -747,9 +751,12 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       }
       this.updateGauges()
       this.kick("maintenance")
-      const why = options.reason === undefined ? [] : [options.reason]
-      return Effect.logInfo(`pool cleared, now at generation ${this.generation}`, ...why).pipe(
-        Effect.annotateLogs("pool", this.name)
+      return Effect.logInfo("pool cleared").pipe(
+        Effect.annotateLogs({
+          pool: this.name,
+          generation: this.generation,
+          ...(options.reason === undefined ? {} : { reason: describeError(options.reason) })
+        })
       )
     })
 
@@ -819,9 +826,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         Effect.suspend(() => {
           const late = [...this.entries.values()].filter((entry) => entry.state === "inUse")
           for (const entry of late) this.closeInUse(entry, "poolClosed")
-          return Effect.logWarning(
-            `closed ${late.length} connection(s) still checked out after drainTimeout ` +
-              `(${Duration.format(Duration.millis(this.options.drainTimeout))})`
+          return Effect.logWarning("closed the connections still checked out after drainTimeout").pipe(
+            Effect.annotateLogs({
+              connections: late.length,
+              drainTimeout: Duration.format(Duration.millis(this.options.drainTimeout))
+            })
           )
         })
       ),
@@ -893,8 +902,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       } catch (error) {
         // A listener's bug must not leave the pool half way through a hand-off.
         this.spawnTask(
-          Effect.logError(`the onEvent listener threw on ${event._tag}; the event was dropped for it`, error).pipe(
-            Effect.annotateLogs("pool", this.name)
+          Effect.logError("the onEvent listener threw; the event was dropped for it", Cause.die(error)).pipe(
+            Effect.annotateLogs({ pool: this.name, event: event._tag })
           )
         )
       }
