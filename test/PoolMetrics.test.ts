@@ -1,5 +1,8 @@
+import * as OtelMetrics from "@effect/opentelemetry/Metrics"
+import * as OtelResource from "@effect/opentelemetry/Resource"
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Metric, MetricState, Option, Scope, TestClock } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, Option, Scope, TestClock } from "effect"
 import type { MetricPair } from "effect"
 import { PoolMetrics } from "../src/index.js"
 import { holdConnection, makeTestPool, settle } from "./utils/pool.js"
@@ -144,5 +147,42 @@ describe("PoolMetrics", () => {
       expect(counterOf(snapshot, "db.client.connection.max", name)).toBe(0)
       expect(counterOf(snapshot, "db.client.connection.count", name, { [PoolMetrics.state]: "idle" })).toBe(0)
       expect(counterOf(snapshot, "db.client.connection.count", name, { [PoolMetrics.state]: "used" })).toBe(0)
+    }))
+
+  it.scoped("exported through @effect/opentelemetry, Prometheus reads OpenTelemetry's names, types and units", () =>
+    Effect.gen(function*() {
+      // The exporter's own HTTP server stays off: the scrape body is what its serializer writes.
+      const exporter = new PrometheusExporter({ preventServerStart: true })
+      yield* Layer.build(
+        OtelMetrics.layer(() => exporter).pipe(Layer.provide(OtelResource.layer({ serviceName: "lifeguard-test" })))
+      )
+      const { pool } = yield* makeTestPool({ name: "prom", maxSize: 4, connectDelay: "5 millis" })
+      const got = yield* Effect.fork(Effect.scoped(pool.get))
+      yield* settle
+      yield* TestClock.adjust("5 millis")
+      yield* Fiber.join(got)
+      const { resourceMetrics } = yield* Effect.promise(() => exporter.collect())
+      const scrape = new PrometheusSerializer().serialize(resourceMetrics)
+      const sample = (name: string, labels: string) => {
+        const line = scrape.split("\n").find((l) =>
+          l.startsWith(`${name}{`) && l.includes(`db_client_connection_pool_name="prom"`) && l.includes(labels)
+        )
+        expect(line, `${name} ${labels} in the scrape`).toBeDefined()
+        return Number(line!.slice(line!.lastIndexOf(" ") + 1))
+      }
+      expect(scrape).toContain("# TYPE db_client_connection_count gauge")
+      expect(scrape).toContain("# UNIT db_client_connection_count {connection}")
+      expect(sample("db_client_connection_count", `db_client_connection_state="idle"`)).toBe(1)
+      expect(sample("db_client_connection_count", `db_client_connection_state="used"`)).toBe(0)
+      expect(sample("db_client_connection_max", "")).toBe(4)
+      expect(scrape).toContain("# TYPE db_client_connection_timeouts_total counter")
+      expect(sample("db_client_connection_timeouts_total", "")).toBe(0)
+      expect(scrape).toContain("# TYPE db_client_connection_wait_time histogram")
+      expect(scrape).toContain("# UNIT db_client_connection_wait_time s")
+      expect(sample("db_client_connection_wait_time_sum", "")).toBeCloseTo(0.005, 9)
+      expect(sample("db_client_connection_wait_time_bucket", `le="0.00512"`)).toBe(1)
+      expect(sample("db_client_connection_wait_time_bucket", `le="0.00256"`)).toBe(0)
+      expect(scrape).toContain("# TYPE lifeguard_pool_checkouts_total counter")
+      expect(sample("lifeguard_pool_checkouts_total", "")).toBe(1)
     }))
 })
