@@ -64,7 +64,7 @@ export interface Options<R = never> {
   readonly probeTtl?: Duration.DurationInput
   /** A probe slower than this counts as degraded. Default 2 seconds. */
   readonly probeTimeout?: Duration.DurationInput
-  /** More callers waiting than this is degraded. Default `maxSize` (10 when unbounded). */
+  /** More callers waiting than this is degraded. Default `maxSize`. */
   readonly waitingThreshold?: number
   /** A checkout timeout seen by a check keeps the pool degraded this long. Default 1 minute. */
   readonly timeoutWindow?: Duration.DurationInput

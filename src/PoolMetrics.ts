@@ -146,8 +146,7 @@ export const connectionCount = Metric.fromMetricKey(keys.connectionCount)
 
 /**
  * `db.client.connection.idle.max`: the most idle connections the pool keeps
- * (`maxSize`: lifeguard has no separate cap on idle ones). Absent when
- * `maxSize` is unbounded.
+ * (`maxSize`: lifeguard has no separate cap on idle ones).
  *
  * @since 0.1.0
  * @category limits
@@ -163,7 +162,7 @@ export const connectionIdleMax = Metric.fromMetricKey(keys.connectionIdleMax)
 export const connectionIdleMin = Metric.fromMetricKey(keys.connectionIdleMin)
 
 /**
- * `db.client.connection.max`: `maxSize`. Absent when it is unbounded.
+ * `db.client.connection.max`: `maxSize`.
  *
  * @since 0.1.0
  * @category limits

@@ -45,8 +45,7 @@ export const make = <R = never>(pool: PoolLike, options: Options<R> = {}): Effec
   Effect.gen(function*() {
     const context = yield* Effect.context<R>()
     const timeoutWindow = Duration.toMillis(options.timeoutWindow ?? defaults.timeoutWindow)
-    const waitingThreshold = options.waitingThreshold ??
-      (Number.isFinite(pool.options.maxSize) ? pool.options.maxSize : 10)
+    const waitingThreshold = options.waitingThreshold ?? pool.options.maxSize
     const probe = options.probe === undefined ? undefined : yield* Effect.cachedWithTTL(
       runProbe(Effect.provide(options.probe, context), Duration.decode(options.probeTimeout ?? defaults.probeTimeout)),
       options.probeTtl ?? defaults.probeTtl

@@ -82,7 +82,7 @@ export const make = (options: ResolvedOptions) => {
     [resolve(keys.connectionIdleMax, tags), options.maxSize],
     [resolve(keys.connectionIdleMin, tags), options.minIdle]
   ] as const
-  for (const [add, limit] of limits) if (Number.isFinite(limit)) add(limit)
+  for (const [add, limit] of limits) add(limit)
   const timeouts = resolve(keys.timeouts, tags)
   const checkoutFailures = byTag(keys.checkoutFailures, pool, reasonTag)
   const setupFailures = byTag(keys.setupFailures, pool, errorType)
@@ -105,7 +105,7 @@ export const make = (options: ResolvedOptions) => {
     connectionSetup: seconds(keys.createTime, tags),
     /** The pool is gone: its limits no longer add to the totals. */
     close: () => {
-      for (const [add, limit] of limits) if (Number.isFinite(limit)) add(-limit)
+      for (const [add, limit] of limits) add(-limit)
     }
   }
 }
