@@ -185,4 +185,16 @@ describe("PoolMetrics", () => {
       expect(scrape).toContain("# TYPE lifeguard_pool_checkouts_total counter")
       expect(sample("lifeguard_pool_checkouts_total", "")).toBe(1)
     }))
+
+  it.scopedLive("on the live clock, durations keep their sub-millisecond part", () =>
+    Effect.gen(function*() {
+      const name = "otel-live"
+      const { pool } = yield* makeTestPool({ name })
+      for (let i = 0; i < 50; i++) yield* pool.use(() => Effect.yieldNow())
+      const use = histogramOf(yield* Metric.snapshot, "db.client.connection.use_time", name)
+      expect(use.count).toBe(50)
+      // A millisecond clock would make every duration, and so the sum, a whole number of milliseconds.
+      expect(Math.abs(use.sum * 1000 - Math.round(use.sum * 1000))).toBeGreaterThan(1e-6)
+      expect(use.min).toBeLessThan(0.001)
+    }))
 })
