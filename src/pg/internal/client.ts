@@ -54,7 +54,7 @@ const cursorBatch = 128
 /** @internal */
 export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
-    const config = resolve(options)
+    const config = yield* resolve(options)
     const name = config.settings.name!
     // Set once the pool exists; connections are only made after that.
     let pool: Pool<PgConnection, SqlError> = undefined as never
