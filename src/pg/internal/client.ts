@@ -20,6 +20,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as RcRef from "effect/RcRef"
 import * as Scope from "effect/Scope"
@@ -60,13 +61,16 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     let pool: Pool<PgConnection, SqlError> = undefined as never
     // Bumped on every clear this adapter makes: one server shutdown clears the pool once, not once per connection.
     let epoch = 0
+    // The clear after a server shutdown starts in a pg callback, outside any fiber. It runs in the pool's
+    // scope (interrupted when it closes) with the logger, tracer and log level of whoever built the pool.
+    const runInScope = yield* FiberSet.makeRuntime<never, void, never>()
     const owner: Owner & { cancelTimeout: number } = {
       name,
       cancelTimeout: 5_000,
       onGone: (connection, error) => {
         if (isServerGoingAway(error) && connection.epoch === epoch) {
           epoch++
-          Effect.runFork(pool.clear({ reason: error }))
+          runInScope(pool.clear({ reason: error }))
         }
       }
     }
