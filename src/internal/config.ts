@@ -27,7 +27,8 @@ export const defaults: ResolvedOptions = {
   reuse: "lifo",
   maintenanceInterval: 10_000,
   drainTimeout: 30_000,
-  startPaused: false
+  startPaused: false,
+  initializationFailTimeout: undefined
 }
 
 const durationKeys = [
@@ -41,7 +42,8 @@ const durationKeys = [
   "leakDetectionThreshold",
   "traceWaitsOver",
   "maintenanceInterval",
-  "drainTimeout"
+  "drainTimeout",
+  "initializationFailTimeout"
 ] as const
 
 /** @internal */
@@ -54,16 +56,16 @@ export const resolve = (settings: Settings): Either.Either<ResolvedOptions, Pool
   for (const key of durationKeys) {
     const input = settings[key]
     if (input === undefined) {
-      millis[key] = defaults[key]
+      millis[key] = defaults[key] ?? 0
       continue
     }
     const decoded = Duration.decodeUnknown(input)
     if (isNegative(input)) {
       problems.push(`${key} must not be negative (got ${String(input)})`)
-      millis[key] = defaults[key]
+      millis[key] = defaults[key] ?? 0
     } else if (Option.isNone(decoded)) {
       problems.push(`${key} is not a duration: ${JSON.stringify(input)}`)
-      millis[key] = defaults[key]
+      millis[key] = defaults[key] ?? 0
     } else {
       millis[key] = Duration.toMillis(decoded.value)
     }
@@ -100,7 +102,8 @@ export const resolve = (settings: Settings): Either.Either<ResolvedOptions, Pool
     maxUses,
     maxWaiters,
     reuse,
-    startPaused: settings.startPaused ?? defaults.startPaused
+    startPaused: settings.startPaused ?? defaults.startPaused,
+    initializationFailTimeout: settings.initializationFailTimeout === undefined ? undefined : millis.initializationFailTimeout
   })
 }
 
@@ -160,7 +163,8 @@ export const config = (prefix?: string): Config.Config<Settings> => {
     reuse: optional(Config.literal("lifo", "fifo")(v("REUSE"))),
     maintenanceInterval: optional(duration(v("MAINTENANCE_INTERVAL"))),
     drainTimeout: optional(duration(v("DRAIN_TIMEOUT"))),
-    startPaused: optional(Config.boolean(v("START_PAUSED")))
+    startPaused: optional(Config.boolean(v("START_PAUSED"))),
+    initializationFailTimeout: optional(duration(v("INITIALIZATION_FAIL_TIMEOUT")))
   }).pipe(Config.map((all) => {
     const defined: Record<string, unknown> = {}
     for (const [key, value] of Object.entries(all)) if (value !== undefined) defined[key] = value
