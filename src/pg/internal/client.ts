@@ -35,10 +35,14 @@ import { resolve } from "./config.js"
 import { close, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
 import {
   checkoutFailed,
+  codeOf,
   connectFailed,
+  hostNotFound,
   isConnectionGone,
+  isRetryable,
   isServerGoingAway,
   queryFailed,
+  resolver,
   sessionSettingsRejected
 } from "./errors.js"
 import { listen, listenConnection } from "./listen.js"
@@ -70,7 +74,8 @@ export const make = (
       name,
       cancelTimeout: 5_000,
       onGone: (connection, error) => {
-        if (isServerGoingAway(error) && connection.epoch === epoch) {
+        // `pool` is unset while the start-up check runs inside the pool's constructor.
+        if (isServerGoingAway(error) && connection.epoch === epoch && pool !== undefined) {
           epoch++
           runInScope(pool.clear({ reason: error }))
         }
@@ -97,7 +102,19 @@ export const make = (
 
     const connect = (connection: PgConnection) =>
       Effect.async<void, SqlError>((resume) => {
-        connection.connect((error) => resume(error ? Effect.fail(connectFailed(name, config.describe, error)) : Effect.void))
+        connection.connect((error) => {
+          if (!error) return resume(Effect.void)
+          if (codeOf(error) !== "ENOTFOUND") return resume(Effect.fail(connectFailed(name, config.describe, error)))
+          // A resolver can fail once and answer the next time: only a second ENOTFOUND is permanent.
+          const host = (error as { readonly hostname?: string }).hostname ?? connection.host
+          resume(Effect.flatMap(
+            Effect.promise(() => resolver.notFound(host)),
+            (notFound) =>
+              Effect.fail(
+                notFound ? hostNotFound(name, config.describe, host, error) : connectFailed(name, config.describe, error)
+              )
+          ))
+        })
         // Interrupted (createTimeout, pool closing): drop the half-open socket now.
         return Effect.sync(() => connection.connection.stream.destroy())
       })
@@ -138,6 +155,8 @@ export const make = (
               : Effect.succeed(false)
         }
         : {}),
+      isRetryable: options.isRetryable ?? isRetryable,
+      ...(options.retrySchedule === undefined ? {} : { retrySchedule: options.retrySchedule }),
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent })
     })
     owner.cancelTimeout = pool.options.checkTimeout

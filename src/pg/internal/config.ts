@@ -79,6 +79,11 @@ export const resolve = (options: Options): Either.Either<Resolved, PoolConfigErr
   for (const key of settingKeys) if (options[key] !== undefined) settings[key] = options[key]
   const name = options.name ?? defaultName
   settings.name = name
+  // On by default, as PgClient.layer fails at build when the server is down; a paused pool opens nothing.
+  if (options.initializationFailTimeout === false) delete settings.initializationFailTimeout
+  else if (options.initializationFailTimeout === undefined && settings.startPaused !== true) {
+    settings.initializationFailTimeout = settings.createTimeout ?? defaults.createTimeout
+  }
 
   const url = secret(options.url)
   const problem = url === undefined ? undefined : urlProblem(url)
