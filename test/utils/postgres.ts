@@ -189,7 +189,8 @@ const binariesFor = async (user: RunAs | undefined, installed: Binaries, cacheRo
     if (fromCopy === undefined) return copy
     throw new Error(
       `embedded PostgreSQL: user ${user.name} cannot run ${installed.initdb} (${direct}) nor its copy ` +
-        `${copy.initdb} (${fromCopy}). Set DATABASE_URL to a running server.`
+        `${copy.initdb} (${fromCopy}). Set TMPDIR to a folder ${user.name} can enter (such as /tmp), ` +
+        "or DATABASE_URL to a running server."
     )
   }
   throw new Error(
