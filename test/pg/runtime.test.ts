@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Layer, Logger, LogLevel, Supervisor } from "effect"
+import { Context, Deferred, Effect, HashMap, Layer, Logger, LogLevel, Option, Supervisor } from "effect"
 import { PgPool } from "../../src/pg/index.js"
 import { adminQuery, sharedServer, uniqueName } from "../utils/postgres.js"
 
@@ -9,8 +9,9 @@ afterAll(() => server.stop())
 
 /** A logger that keeps every line and resolves `cleared` at the pool's "pool cleared" line. */
 const recordingLogger = (lines: Array<string>, cleared: Deferred.Deferred<void>) =>
-  Logger.make(({ logLevel, message }) => {
-    const text = `${logLevel.label} ${(Array.isArray(message) ? message : [message]).map(String).join(" ")}`
+  Logger.make(({ annotations, logLevel, message }) => {
+    const app = HashMap.get(annotations, "app").pipe(Option.map((value) => ` app=${String(value)}`), Option.getOrElse(() => ""))
+    const text = `${logLevel.label} ${(Array.isArray(message) ? message : [message]).map(String).join(" ")}${app}`
     lines.push(text)
     if (text.includes("pool cleared")) Deferred.unsafeDone(cleared, Effect.void)
   })
@@ -53,9 +54,12 @@ describe("the clear after a server shutdown runs in the caller's runtime", () =>
       const supervisor = yield* Supervisor.track
       yield* terminateOneConnection(cleared).pipe(
         Effect.provide(Logger.replace(Logger.defaultLogger, recordingLogger(lines, cleared))),
+        Effect.annotateLogs("app", "billing"),
         Effect.supervised(supervisor)
       )
-      expect(lines.some((line) => line.startsWith("INFO pool cleared"))).toBe(true)
+      // The caller's logger, with the caller's annotations.
+      const clearedLine = lines.find((line) => line.startsWith("INFO pool cleared"))
+      expect(clearedLine).toMatch(/ app=billing$/)
       // Every fiber the pool started (the clear's included) ended with the layer's scope.
       const alive = yield* supervisor.value
       expect(alive.map((fiber) => fiber.id())).toStrictEqual([])
