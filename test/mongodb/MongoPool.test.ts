@@ -326,7 +326,7 @@ describe("spans", () => {
       }
       yield* users.insertOne({ _id: 1, name: "a", joined: new Date() }).pipe(
         Effect.withSpan("app.signup"),
-        Effect.provide(withPool()),
+        Effect.provide(withPool({ commandSpans: true })),
         Effect.withTracer(recording as typeof tracer)
       )
       const insert = spans.find((s) => s.name === "insert users")
