@@ -106,7 +106,8 @@ export const resolve = (options: Options): Either.Either<Resolved, PoolConfigErr
   if (problems.length > 0 || Either.isLeft(pool)) return Either.left(new PoolConfigError({ pool: name, problems }))
 
   const resolved = pool.right
-  const commandSpans = options.commandSpans ?? true
+  // Off by default: the driver's command monitoring and a span per command doubled the client CPU of a `ping`.
+  const commandSpans = options.commandSpans ?? false
   const driver: MongoClientOptions = {
     ...driverOptions,
     maxPoolSize: resolved.maxSize,

@@ -111,10 +111,14 @@ class Server {
       socket.since = now
     }
     if (to !== undefined) this[to]++
-    this.metrics.idle(this.idle)
-    this.metrics.inUse(this.inUse)
-    this.metrics.pending(this.pending)
-    this.metrics.size(this.idle + this.inUse + this.pending)
+    const from = socket?.state
+    // Check-outs and check-ins, the hot path, move between idle and in use only.
+    if (from === "idle" || to === "idle") this.metrics.idle(this.idle)
+    if (from === "inUse" || to === "inUse") this.metrics.inUse(this.inUse)
+    if (from === undefined || to === undefined) {
+      this.metrics.pending(this.pending)
+      this.metrics.size(this.idle + this.inUse + this.pending)
+    }
     return now - since
   }
 }
