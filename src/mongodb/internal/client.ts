@@ -52,20 +52,19 @@ export const make = (
     const driverHub = yield* Effect.acquireRelease(PubSub.unbounded<DriverEvent>(), PubSub.shutdown)
     let subscribers = 0
     const onEvent = options.onEvent
-    const leaseOwner: Owner = {
-      name,
-      client: undefined as unknown as MongoClient,
-      checkTimeout: config.pool.checkTimeout,
-      killSessions: false,
-      lsids: config.commandSpans ? new WeakMap() : undefined
-    }
     let clear: (reason: unknown) => void = () => {}
 
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => new MongoClient(config.url, config.driver)),
       (client) => Effect.promise(() => client.close().catch(() => {}))
     )
-    ;(leaseOwner as { client: MongoClient }).client = client
+    const leaseOwner: Owner = {
+      name,
+      client,
+      checkTimeout: config.pool.checkTimeout,
+      killSessions: false,
+      lsids: config.commandSpans ? new WeakMap() : undefined
+    }
     const monitor = new DriverMonitor(client, {
       name,
       options: config.pool,

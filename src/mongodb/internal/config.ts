@@ -12,7 +12,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type { MongoClientOptions } from "mongodb"
 import type { ResolvedOptions, Settings } from "../../PoolConfig.js"
-import { config as poolSettingsConfig, resolve as resolveSettings } from "../../internal/config.js"
+import { config as poolSettingsConfig, defaults as poolDefaults, resolve as resolveSettings } from "../../internal/config.js"
 import { PoolConfigError } from "../../PoolError.js"
 import type { Options } from "../MongoPool.js"
 import { serversOf } from "./errors.js"
@@ -49,27 +49,8 @@ export const ownedDriverOptions = {
   monitorCommands: "commandSpans"
 } as const
 
-const settingKeys = [
-  "name",
-  "maxSize",
-  "minIdle",
-  "maxConnecting",
-  "acquireTimeout",
-  "createTimeout",
-  "idleTimeout",
-  "maxLifetime",
-  "lifetimeJitter",
-  "maxUses",
-  "validateAfterIdle",
-  "checkTimeout",
-  "leakDetectionThreshold",
-  "traceWaitsOver",
-  "maxWaiters",
-  "reuse",
-  "maintenanceInterval",
-  "drainTimeout",
-  "startPaused"
-] as const satisfies ReadonlyArray<keyof Settings>
+/** Every pool setting, named after the core's resolved options. */
+const settingKeys = Object.keys(poolDefaults) as ReadonlyArray<keyof Settings>
 
 const millis = (input: Duration.DurationInput | undefined, fallback: number): number =>
   input === undefined ? fallback : Duration.toMillis(Duration.decode(input))
