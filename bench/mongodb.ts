@@ -3,9 +3,10 @@
  * MongoDB-compatible server with 100 concurrent workers: the bare `mongodb`
  * driver (`maxPoolSize: 10`) and lifeguard's `MongoPool` (`maxSize: 10`, one
  * lease per `ping`, with the lease's session and signal passed to the
- * driver), and, for reference, the driver with a session and a signal per
- * `ping`. Reports throughput and the client's CPU per operation
- * (`process.cpuUsage`; the server runs in its own process).
+ * driver). For reference: the driver with a session and a signal per `ping`
+ * (`mongodb-driver-session`), and that driven from Effect fibers without a
+ * pool (`effect-driver`). Reports throughput and the client's CPU per
+ * operation (`process.cpuUsage`; the server runs in its own process).
  *
  * The server is `MONGODB_URL`, else a FerretDB the suite starts (tools/ferretdb).
  */
@@ -52,6 +53,36 @@ const driver = (url: string, sessions: boolean): PromiseContender => ({
   }
 })
 
+/**
+ * The driver with a session and signal per `ping`, driven from 100 Effect fibers through
+ * `Effect.tryPromise` with no pool of lifeguard's: what Effect's runtime itself costs here.
+ */
+const effectDriver = (url: string): EffectContender => ({
+  kind: "effect",
+  name: "effect-driver",
+  setup: (maxPoolSize) =>
+    Effect.gen(function*() {
+      const client = yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const client = new MongoClient(url, { maxPoolSize })
+          await client.connect()
+          return client
+        }),
+        (client) => Effect.promise(() => client.close())
+      )
+      const admin = client.db("admin")
+      const command = Effect.tryPromise({
+        try: (signal) => {
+          const session = client.startSession()
+          return admin.command(ping, { session, signal }).finally(() => session.endSession())
+        },
+        catch: (error) => error
+      })
+      yield* Effect.forEach(range(maxPoolSize * 2), () => command, { concurrency: "unbounded", discard: true })
+      return (work) => Effect.zipRight(command, work)
+    })
+})
+
 /** Loaded when the suite runs, so that a broken `lifeguard/mongodb` fails this suite alone. */
 const lifeguard = async (url: string): Promise<EffectContender> => {
   const { MongoPool } = await import("../src/mongodb/index.js").catch((error: unknown) => {
@@ -80,7 +111,8 @@ export const mongodb: Suite = {
       const contenders: ReadonlyArray<Contender> = [
         await lifeguard(server.url),
         driver(server.url, false),
-        driver(server.url, true)
+        driver(server.url, true),
+        effectDriver(server.url)
       ]
       const windowMs = quick ? 300 : 1500
       const warmUpMs = quick ? 300 : 1500
