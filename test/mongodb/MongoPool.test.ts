@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Scope, TestClock } from "effect"
+import { Chunk, ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Metric, Option, Schema, Scope, Stream, TestClock } from "effect"
+import { PoolMetrics } from "../../src/index.js"
 import { MongoPool } from "../../src/mongodb/index.js"
 import type { PoolEvent } from "../../src/PoolEvent.js"
 import { capabilities, sharedServer, uniqueDb } from "../utils/ferretdb.js"
@@ -131,6 +132,29 @@ describe("limits", () => {
       }
       expect(events.find((e) => "address" in e)!.address).toBe(server.url.replace(/^mongodb:\/\/|\/$/g, ""))
     }))
+
+  it.live("the driver's events reach the events stream and the metrics, tagged with the server's address", () =>
+    Effect.gen(function*() {
+      const mongo = yield* MongoPool.MongoPool
+      const address = server.url.replace(/^mongodb:\/\/|\/$/g, "")
+      const seen = yield* mongo.events.pipe(
+        Stream.filter((event) => "address" in event && event.type === "ConnectionCheckedIn"),
+        Stream.take(3),
+        Stream.runCollect,
+        Effect.fork
+      )
+      yield* Effect.yieldNow()
+      yield* Effect.repeatN(MongoPool.promise((db) => db.command({ ping: 1 })), 4)
+      const events = Chunk.toReadonlyArray(yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds")))
+      expect(events).toHaveLength(3)
+      for (const event of events) expect((event as MongoPool.DriverEvent).address).toBe(address)
+      const checkouts = yield* Metric.value(
+        PoolMetrics.checkouts.pipe(Metric.tagged("pool", "events-test"), Metric.tagged("address", address))
+      )
+      expect(checkouts.count).toBeGreaterThanOrEqual(5)
+      const leases = yield* Metric.value(PoolMetrics.checkouts.pipe(Metric.tagged("pool", "events-test")))
+      expect(leases.count).toBeGreaterThanOrEqual(5)
+    }).pipe(Effect.provide(withPool({ name: "events-test" }))))
 
   it.scoped("acquireTimeout when every lease is held (TestClock)", () =>
     Effect.gen(function*() {
