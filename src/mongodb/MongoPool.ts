@@ -66,6 +66,7 @@ import * as internal from "./internal/client.js"
 import * as collectionInternal from "./internal/collection.js"
 import * as config from "./internal/config.js"
 import * as errors from "./internal/errors.js"
+import type { MongoConnectError, MongoError, MongoUnavailableError, MongoUnsupportedError } from "./MongoError.js"
 
 /**
  * The pool's {@link Settings}, each also accepting `undefined`.
@@ -235,7 +236,7 @@ export class MongoPool extends Context.Tag("lifeguard/mongodb/MongoPool")<MongoP
  * @since 0.1.0
  * @category tags
  */
-export const CurrentLease: typeof internal.CurrentLease = internal.CurrentLease
+export class CurrentLease extends Context.Tag("lifeguard/mongodb/CurrentLease")<CurrentLease, Lease>() {}
 
 /**
  * Connects one `MongoClient` and makes the lease pool in the current scope;
@@ -426,87 +427,22 @@ export const collection: {
 } = collectionInternal.make as any
 
 /**
- * An operation failed. `retryable` says whether running it again may
- * succeed (network error, cleared pool, no server selected, not primary, a
- * retryable label); `code` and `codeName` are the server's.
+ * The errors: `MongoOperationError`, `MongoDuplicateKeyError`,
+ * `MongoConnectError`, `MongoUnavailableError`, `MongoUnsupportedError` (see
+ * the `MongoError` module).
  *
  * @since 0.1.0
  * @category errors
  */
-export const MongoOperationError: typeof errors.MongoOperationError = errors.MongoOperationError
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type MongoOperationError = errors.MongoOperationError
-
-/**
- * A write violated a unique index (server code 11000).
- *
- * @since 0.1.0
- * @category errors
- */
-export const MongoDuplicateKeyError: typeof errors.MongoDuplicateKeyError = errors.MongoDuplicateKeyError
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type MongoDuplicateKeyError = errors.MongoDuplicateKeyError
-
-/**
- * Building the layer reached no server within `startTimeout`.
- *
- * @since 0.1.0
- * @category errors
- */
-export const MongoConnectError: typeof errors.MongoConnectError = errors.MongoConnectError
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type MongoConnectError = errors.MongoConnectError
-
-/**
- * No server is reachable: a lease set-up failed with the driver's last
- * heartbeat or network error. A checkout that times out meanwhile carries it
- * as its `PoolTimeoutError`'s `lastConnectError`.
- *
- * @since 0.1.0
- * @category errors
- */
-export const MongoUnavailableError: typeof errors.MongoUnavailableError = errors.MongoUnavailableError
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type MongoUnavailableError = errors.MongoUnavailableError
-
-/**
- * The server lacks what the call needs (transactions on a standalone server
- * or FerretDB).
- *
- * @since 0.1.0
- * @category errors
- */
-export const MongoUnsupportedError: typeof errors.MongoUnsupportedError = errors.MongoUnsupportedError
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type MongoUnsupportedError = errors.MongoUnsupportedError
-
-/**
- * The errors of an operation on the server.
- *
- * @since 0.1.0
- * @category errors
- */
-export type MongoError = errors.MongoError
+export {
+  type FailureKind,
+  MongoConnectError,
+  MongoDuplicateKeyError,
+  type MongoError,
+  MongoOperationError,
+  MongoUnavailableError,
+  MongoUnsupportedError
+} from "./MongoError.js"
 
 /**
  * Which driver error an operation's error is, for code that calls the

@@ -10,3 +10,10 @@
  * @since 0.1.0
  */
 export * as MongoPool from "./MongoPool.js"
+
+/**
+ * The typed errors.
+ *
+ * @since 0.1.0
+ */
+export * as MongoError from "./MongoError.js"

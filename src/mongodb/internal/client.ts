@@ -17,22 +17,12 @@ import { make as makePool } from "../../internal/pool.js"
 import type { Pool } from "../../Pool.js"
 import type { PoolConfigError, PoolError } from "../../PoolError.js"
 import type { PoolEvent } from "../../PoolEvent.js"
-import type { Capabilities, DriverEvent, Health, Lease, MongoPoolClient, MongoPoolEvent, Options } from "../MongoPool.js"
+import { type Capabilities, CurrentLease, type DriverEvent, type Health, type Lease, type MongoPoolClient, type MongoPoolEvent, type Options } from "../MongoPool.js"
 import { resolve } from "./config.js"
-import {
-  MongoConnectError,
-  type MongoError,
-  MongoUnavailableError,
-  MongoUnsupportedError,
-  operationFailed
-} from "./errors.js"
+import { MongoConnectError, type MongoError, MongoUnavailableError, MongoUnsupportedError } from "../MongoError.js"
+import { operationFailed } from "./errors.js"
 import { DriverMonitor } from "./events.js"
 import { LeaseImpl, type Owner, run } from "./lease.js"
-
-/** The lease a `withLease` or `withTransaction` block runs on. @internal */
-export class CurrentLease extends Context.Tag("lifeguard/mongodb/CurrentLease")<CurrentLease, Lease>() {}
-
-const currentLeaseKey = CurrentLease.key
 
 /** How long a lease set-up waits for an unreachable server before it reports the driver's last error. */
 const unavailableProbe = 1_000
@@ -43,6 +33,7 @@ export const make = (
 ): Effect.Effect<MongoPoolClient, PoolConfigError | MongoConnectError, Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* resolve(options)
+    const currentLeaseKey = CurrentLease.key
     const name = config.pool.name
     const servers = config.servers
     const clock = yield* Effect.clock

@@ -14,7 +14,8 @@ import * as Effect from "effect/Effect"
 import type * as Tracer from "effect/Tracer"
 import type { ClientSession, Db, MongoClient } from "mongodb"
 import type { Lease } from "../MongoPool.js"
-import { isCommandNotFound, type MongoError, operationFailed } from "./errors.js"
+import type { MongoError } from "../MongoError.js"
+import { isCommandNotFound, operationFailed } from "./errors.js"
 
 /** What every lease of one layer shares. */
 export interface Owner {
