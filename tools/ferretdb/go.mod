@@ -1,4 +1,4 @@
-module lifeguard/tools/ferretdb
+module lifeguard.local/tools/ferretdb
 
 go 1.24
 
