@@ -42,6 +42,7 @@ import {
 import type { CheckOutFailedReason, CloseReason, PoolEvent } from "../PoolEvent.js"
 import { resolve } from "./config.js"
 import * as WaiterDeferred from "./deferred.js"
+import { describeError } from "./describe.js"
 import * as Metrics from "./metrics.js"
 import * as WaitQueue from "./waitQueue.js"
 
@@ -113,6 +114,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private maintenanceKick: Deferred.Deferred<void> | undefined = undefined
   private allReturned: Deferred.Deferred<void> | undefined = undefined
   private drained: Deferred.Deferred<void> | undefined = undefined
+  private drainDone = false
   private readonly counters = {
     checkouts: 0,
     waits: 0,
@@ -142,7 +144,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   ) {
     this.name = options.name
     this.state = options.startPaused ? "paused" : "ready"
-    this.metrics = Metrics.make(options.name)
+    this.metrics = Metrics.make(options)
     this.retrySchedule = config.retrySchedule ?? defaultRetrySchedule
     this.detectLeaks = options.leakDetectionThreshold !== Number.POSITIVE_INFINITY
     this.plainGet = this.makeGet(undefined)
@@ -178,8 +180,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
+  /** Epoch milliseconds, with the sub-millisecond part when the clock has one. */
   private now(): number {
-    return this.clock.unsafeCurrentTimeMillis()
+    return Number(this.clock.unsafeCurrentTimeNanos()) / 1_000_000
   }
 
   /**
@@ -193,7 +196,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     then: Then<A, X, Y, Z>
   ): Effect.Effect<X, Y | PoolError | E, Z> {
     const startedAt = this.now()
-    if (this.isListened()) this.emit({ type: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
+    if (this.isListened()) this.emit({ _tag: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
     if (this.state !== "ready") return this.refuse(startedAt)
     if (this.liveWaiters === 0) {
       const entry = this.takeIdle(startedAt)
@@ -285,14 +288,14 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         Option.fromNullable(fiber.currentSpan),
         fiber.currentContext,
         [],
-        BigInt(startedAt) * 1_000_000n,
+        BigInt(Math.round(startedAt * 1_000_000)),
         "internal"
       )
       span.attribute("lifeguard.pool", this.name)
       span.attribute("lifeguard.pool.waited_ms", now - startedAt)
       span.attribute("lifeguard.pool.in_use", this.inUse)
       span.attribute("lifeguard.pool.waiting", this.liveWaiters)
-      span.end(BigInt(now) * 1_000_000n, outcome)
+      span.end(BigInt(Math.round(now * 1_000_000)), outcome)
       return Effect.void
     })
   }
@@ -379,7 +382,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.updateUseGauges()
     if (this.isListened()) {
       this.emit({
-        type: "ConnectionCheckedOut",
+        _tag: "ConnectionCheckedOut",
         pool: this.name,
         time: now,
         connectionId: entry.id,
@@ -404,7 +407,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const now = this.now()
     if (this.isListened()) {
       this.emit({
-        type: "ConnectionCheckedIn",
+        _tag: "ConnectionCheckedIn",
         pool: this.name,
         time: now,
         connectionId: entry.id,
@@ -497,7 +500,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const attempt = Effect.suspend(() => {
       const id = ++this.nextConnectionId
       const startedAt = this.now()
-      this.emitIfListened(() => ({ type: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
+      this.emitIfListened(() => ({ _tag: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
       return Effect.flatMap(Scope.make(), (scope) =>
         this.config.acquire.pipe(
           Scope.extend(scope),
@@ -539,9 +542,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const error = Cause.squash(cause)
     this.lastConnectError = error
     this.counters.connectFailures++
-    this.metrics.connectFailures(1)
+    this.metrics.connectFailures(error)
     this.emitIfListened(() => ({
-      type: "ConnectionClosed",
+      _tag: "ConnectionClosed",
       pool: this.name,
       time: this.now(),
       connectionId: id,
@@ -580,7 +583,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.metrics.connectionsCreated(1)
     this.metrics.connectionSetup(now - startedAt)
     this.emitIfListened(() => ({
-      type: "ConnectionReady",
+      _tag: "ConnectionReady",
       pool: this.name,
       time: now,
       connectionId: id,
@@ -599,7 +602,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.counters.connectionsClosed++
     this.metrics.connectionsClosed(reason, 1)
     this.emitIfListened(() => ({
-      type: "ConnectionClosed",
+      _tag: "ConnectionClosed",
       pool: this.name,
       time: this.now(),
       connectionId: entry.id,
@@ -628,16 +631,19 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       Effect.sleep(threshold).pipe(
         Effect.zipRight(Effect.suspend(() => {
           this.emitIfListened(() => ({
-            type: "ConnectionLeakSuspected",
+            _tag: "ConnectionLeakSuspected",
             pool: this.name,
             time: this.now(),
             connectionId: entry.id,
             heldFor: this.now() - entry.checkedOutAt,
             checkedOutAt: holder
           }))
-          return Effect.logWarning(
-            `connection ${entry.id} of pool "${this.name}" has been checked out for longer than ` +
-              `leakDetectionThreshold (${Duration.format(threshold)}); was it returned? It was checked out ${holder}`
+          return Effect.logWarning("connection checked out for longer than leakDetectionThreshold; was it returned?").pipe(
+            Effect.annotateLogs({
+              connectionId: entry.id,
+              leakDetectionThreshold: Duration.format(threshold),
+              checkedOutBy: holder
+            })
           )
         })),
         Effect.annotateLogs("pool", this.name)
@@ -707,7 +713,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.emitIfListened(() => {
       const now = this.now()
       return {
-        type: "ConnectionCheckOutFailed",
+        _tag: "ConnectionCheckOutFailed",
         pool: this.name,
         time: now,
         reason,
@@ -725,8 +731,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       const interruptInUse = options.interruptInUse ?? false
       const stale = this.generation++
       if (options.pause === true) this.state = "paused"
+      this.metrics.generation(this.generation)
       this.emitIfListened(() => ({
-        type: "ConnectionPoolCleared",
+        _tag: "ConnectionPoolCleared",
         pool: this.name,
         time: this.now(),
         generation: this.generation,
@@ -744,16 +751,19 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       }
       this.updateGauges()
       this.kick("maintenance")
-      const why = options.reason === undefined ? [] : [options.reason]
-      return Effect.logInfo(`pool cleared, now at generation ${this.generation}`, ...why).pipe(
-        Effect.annotateLogs("pool", this.name)
+      return Effect.logInfo("pool cleared").pipe(
+        Effect.annotateLogs({
+          pool: this.name,
+          generation: this.generation,
+          ...(options.reason === undefined ? {} : { reason: describeError(options.reason) })
+        })
       )
     })
 
   readonly ready: Effect.Effect<void> = Effect.sync(() => {
     if (this.state !== "paused") return
     this.state = "ready"
-    this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolReady", pool: this.name, time: this.now() }))
     this.kick("maintenance")
   })
 
@@ -806,7 +816,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.failAllWaiters("poolClosed", new PoolClosedError({ pool: this.name }))
     for (const entry of this.idle.splice(0)) this.destroy(entry, "poolClosed")
     this.updateGauges()
-    this.emitIfListened(() => ({ type: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
     const allReturned = Deferred.unsafeMake<void>(FiberId.none)
     if (this.inUse === 0) Deferred.unsafeDone(allReturned, Exit.void)
     else this.allReturned = allReturned
@@ -816,9 +826,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         Effect.suspend(() => {
           const late = [...this.entries.values()].filter((entry) => entry.state === "inUse")
           for (const entry of late) this.closeInUse(entry, "poolClosed")
-          return Effect.logWarning(
-            `closed ${late.length} connection(s) still checked out after drainTimeout ` +
-              `(${Duration.format(Duration.millis(this.options.drainTimeout))})`
+          return Effect.logWarning("closed the connections still checked out after drainTimeout").pipe(
+            Effect.annotateLogs({
+              connections: late.length,
+              drainTimeout: Duration.format(Duration.millis(this.options.drainTimeout))
+            })
           )
         })
       ),
@@ -826,6 +838,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       Effect.zipRight(FiberSet.awaitEmpty(this.tasks)),
       Effect.zipRight(this.waitQueue.shutdown),
       Effect.zipRight(PubSub.shutdown(this.eventHub)),
+      Effect.zipRight(Effect.sync(() => {
+        this.drainDone = true
+        this.metrics.close()
+      })),
       Effect.zipRight(Deferred.succeed(drained, undefined)),
       Effect.annotateLogs("pool", this.name)
     )
@@ -848,6 +864,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     generation: this.generation,
     paused: this.state === "paused",
     closed: this.state === "closed",
+    draining: this.drained !== undefined && !this.drainDone,
+    lastConnectError: this.lastConnectError,
     ...this.counters
   }))
 
@@ -870,22 +888,22 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private updateGauges(): void {
     this.updateUseGauges()
     this.metrics.pending(this.pending)
-    this.metrics.size(this.total)
   }
 
   private isListened(): boolean {
     return this.config.onEvent !== undefined || this.subscribers > 0
   }
 
-  private emit(event: PoolEvent): void {
+  private emit(made: PoolEvent): void {
+    const event = this.config.address === undefined ? made : { ...made, address: this.config.address }
     if (this.config.onEvent !== undefined) {
       try {
         this.config.onEvent(event)
       } catch (error) {
         // A listener's bug must not leave the pool half way through a hand-off.
         this.spawnTask(
-          Effect.logError(`the onEvent listener threw on ${event.type}; the event was dropped for it`, error).pipe(
-            Effect.annotateLogs("pool", this.name)
+          Effect.logError("the onEvent listener threw; the event was dropped for it", Cause.die(error)).pipe(
+            Effect.annotateLogs({ pool: this.name, event: event._tag })
           )
         )
       }
@@ -899,9 +917,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /** Starts the background fibers and announces the pool. */
   start(): void {
-    this.emitIfListened(() => ({ type: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
     if (this.state === "ready") {
-      this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+      this.emitIfListened(() => ({ _tag: "ConnectionPoolReady", pool: this.name, time: this.now() }))
     }
     this.spawnBackground(Effect.asVoid(this.deadlineTimer))
     this.spawnBackground(Effect.asVoid(this.maintenance))

@@ -59,6 +59,7 @@ import type {
   UpdateResult
 } from "mongodb"
 import type { Pool } from "../Pool.js"
+import type * as PoolHealth from "../PoolHealth.js"
 import type { Settings } from "../PoolConfig.js"
 import type { PoolConfigError, PoolError } from "../PoolError.js"
 import type { PoolEvent } from "../PoolEvent.js"
@@ -101,7 +102,7 @@ export interface Options extends PoolSettings {
   readonly driver?: MongoClientOptions | undefined
   /** How long building the layer may take to reach a server. Default 30 seconds. */
   readonly startTimeout?: Duration.DurationInput | undefined
-  /** How long a `health` answer is reused before the next `ping`. Default 1 second; 0 pings every time. */
+  /** How long the health probe's `ping` is reused before the next. Default 1 second; 0 pings every time. */
   readonly healthCheckInterval?: Duration.DurationInput | undefined
   /**
    * A span per driver command (`db.system = mongodb`), under the span of the
@@ -147,22 +148,6 @@ export type DriverEvent = PoolEvent & { readonly address: string }
  * @category models
  */
 export type MongoPoolEvent = PoolEvent | DriverEvent
-
-/**
- * The last cached `ping`.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Health {
-  readonly healthy: boolean
-  /** Clock milliseconds of the ping. */
-  readonly checkedAt: number
-  /** Round trip in milliseconds, when it answered. */
-  readonly latency: number | undefined
-  /** The driver's last heartbeat or network error, when it did not. */
-  readonly error: unknown
-}
 
 /**
  * What the server does beyond CRUD, asked once at start-up. FerretDB 1.24
@@ -211,8 +196,10 @@ export interface MongoPoolClient {
     effect: Effect.Effect<A, E, R>,
     options?: TransactionOptions
   ) => Effect.Effect<A, E | MongoError | MongoUnsupportedError | PoolError | MongoUnavailableError, R>
-  /** A `ping`, cached for `healthCheckInterval`. It does not take a lease. */
-  readonly health: Effect.Effect<Health>
+  /** The core's health check (`PoolHealth`) of the lease pool, probing with a `ping` cached for `healthCheckInterval`; the ping takes no lease. */
+  readonly health: Effect.Effect<PoolHealth.Health>
+  /** The same check as a `PoolHealth.HealthCheck`, for `lifeguard/http`'s readiness route. */
+  readonly healthCheck: PoolHealth.HealthCheck
   /** Every event from now on, lifeguard's and the driver's; ends when the layer closes. */
   readonly events: Stream.Stream<MongoPoolEvent>
   /** The driver's connections by server and state, as its events reported them. */
@@ -337,12 +324,16 @@ export const withTransaction = <A, E, R>(
   Effect.flatMap(MongoPool, (mongo) => mongo.withTransaction(effect, options))
 
 /**
- * The last cached `ping` (see `healthCheckInterval`).
+ * The pool's health (`PoolHealth.Health`: `ready`, `degraded`, `draining` or
+ * `down`), with a `ping` cached for `healthCheckInterval` as its probe.
  *
  * @since 0.1.0
  * @category operations
  */
-export const health: Effect.Effect<Health, never, MongoPool> = Effect.flatMap(MongoPool, (mongo) => mongo.health)
+export const health: Effect.Effect<PoolHealth.Health, never, MongoPool> = Effect.flatMap(
+  MongoPool,
+  (mongo) => mongo.health
+)
 
 /**
  * A filter, as the driver takes it for an untyped collection.

@@ -18,7 +18,8 @@
  *   that caused them.
  *
  * Where the comparison is looser than the spec's, on purpose:
- * - Our events carry no `address` (a pool is not tied to one server), so an
+ * - Our events are tagged by `_tag`; `cmapView` names it `type` as the files do.
+ * - The in-memory pool has no server, so its events carry no `address`, and an
  *   expected `address` is taken as satisfied.
  * - Errors are compared by type only: our messages say what to do about the
  *   error and differ from a driver's by design.
@@ -279,10 +280,12 @@ const finite = (ms: number): number => Number.isFinite(ms) ? ms : 0
 
 /** An event as the spec files write it: our option names map back to CMAP's. */
 const cmapView = (event: PoolEvent.PoolEvent): Record<string, unknown> => {
-  if (event.type !== "ConnectionPoolCreated") return { ...event }
+  const { _tag: type, ...fields } = event
+  if (event._tag !== "ConnectionPoolCreated") return { type, ...fields }
   const o = event.options
   return {
-    ...event,
+    type,
+    ...fields,
     options: {
       maxPoolSize: finite(o.maxSize),
       minPoolSize: o.minIdle,
@@ -341,7 +344,7 @@ export const eventsMismatch = (
   ignore: ReadonlyArray<string>,
   emitted: ReadonlyArray<PoolEvent.PoolEvent>
 ): string | undefined => {
-  const actual = emitted.filter((event) => !ignore.includes(event.type)).map(cmapView)
+  const actual = emitted.filter((event) => !ignore.includes(event._tag)).map(cmapView)
   for (let i = 0; i < expected.length; i++) {
     // Our events have no address; see the module comment.
     const { address: _address, ...wanted } = expected[i]!
@@ -357,7 +360,7 @@ export const eventsMismatch = (
   return undefined
 }
 
-const countOf = (run: Run, type: string): number => run.events.filter((event) => event.type === type).length
+const countOf = (run: Run, type: string): number => run.events.filter((event) => event._tag === type).length
 
 const waitForEvent = (run: Run, type: string, count: number, timeout: Duration.Duration) =>
   Effect.gen(function*() {

@@ -96,10 +96,10 @@ describe("limits", () => {
       const onEvent = (event: MongoPool.MongoPoolEvent) => {
         events.push(event)
         const driver = "address" in event
-        if (event.type === "ConnectionCheckedOut" && !driver) maxLeases = Math.max(maxLeases, ++leases)
-        if (event.type === "ConnectionCheckedIn" && !driver) leases--
-        if (event.type === "ConnectionCreated" && driver) maxSockets = Math.max(maxSockets, ++sockets)
-        if (event.type === "ConnectionClosed" && driver) sockets--
+        if (event._tag === "ConnectionCheckedOut" && !driver) maxLeases = Math.max(maxLeases, ++leases)
+        if (event._tag === "ConnectionCheckedIn" && !driver) leases--
+        if (event._tag === "ConnectionCreated" && driver) maxSockets = Math.max(maxSockets, ++sockets)
+        if (event._tag === "ConnectionClosed" && driver) sockets--
       }
       yield* Effect.gen(function*() {
         const items = MongoPool.collection("items")
@@ -126,7 +126,7 @@ describe("limits", () => {
       expect(maxSockets).toBeGreaterThan(0)
       expect(maxSockets).toBeLessThanOrEqual(10)
       // The driver's CMAP events came through under lifeguard's names, with the server's address.
-      const driverTypes = new Set(events.filter((e) => "address" in e).map((e) => e.type))
+      const driverTypes = new Set(events.filter((e) => "address" in e).map((e) => e._tag))
       for (const type of ["ConnectionPoolCreated", "ConnectionPoolReady", "ConnectionCreated", "ConnectionReady", "ConnectionCheckOutStarted", "ConnectionCheckedOut", "ConnectionCheckedIn", "ConnectionClosed", "ConnectionPoolClosed"]) {
         expect(driverTypes, type).toContain(type)
       }
@@ -138,7 +138,7 @@ describe("limits", () => {
       const mongo = yield* MongoPool.MongoPool
       const address = server.url.replace(/^mongodb:\/\/|\/$/g, "")
       const seen = yield* mongo.events.pipe(
-        Stream.filter((event) => "address" in event && event.type === "ConnectionCheckedIn"),
+        Stream.filter((event) => "address" in event && event._tag === "ConnectionCheckedIn"),
         Stream.take(3),
         Stream.runCollect,
         Effect.fork
@@ -148,12 +148,26 @@ describe("limits", () => {
       const events = Chunk.toReadonlyArray(yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds")))
       expect(events).toHaveLength(3)
       for (const event of events) expect((event as MongoPool.DriverEvent).address).toBe(address)
+      const [host, port] = address.split(":") as [string, string]
       const checkouts = yield* Metric.value(
-        PoolMetrics.checkouts.pipe(Metric.tagged("pool", "events-test"), Metric.tagged("address", address))
+        PoolMetrics.checkouts.pipe(
+          Metric.tagged(PoolMetrics.poolName, "events-test"),
+          Metric.tagged("server.address", host),
+          Metric.tagged("server.port", port)
+        )
       )
       expect(checkouts.count).toBeGreaterThanOrEqual(5)
-      const leases = yield* Metric.value(PoolMetrics.checkouts.pipe(Metric.tagged("pool", "events-test")))
+      const leases = yield* Metric.value(PoolMetrics.checkouts.pipe(Metric.tagged(PoolMetrics.poolName, "events-test")))
       expect(leases.count).toBeGreaterThanOrEqual(5)
+      const idle = yield* Metric.value(
+        PoolMetrics.connectionCount.pipe(
+          Metric.tagged(PoolMetrics.poolName, "events-test"),
+          Metric.tagged("server.address", host),
+          Metric.tagged("server.port", port),
+          Metric.tagged(PoolMetrics.state, "idle")
+        )
+      )
+      expect(idle.count).toBeGreaterThan(0)
     }).pipe(Effect.provide(withPool({ name: "events-test" }))))
 
   it.scoped("acquireTimeout when every lease is held (TestClock)", () =>
@@ -272,15 +286,17 @@ describe("the layer", () => {
       expect(String(afterClose.cause)).toMatch(/closed|NotConnected/i)
     }))
 
-  it.effect("health is a cached ping (TestClock)", () =>
+  it.effect("health is the core's health check with a cached ping as its probe (TestClock)", () =>
     Effect.gen(function*() {
       const mongo = yield* MongoPool.MongoPool
       const first = yield* mongo.health
-      expect(first.healthy).toBe(true)
-      expect(first.latency).toBeGreaterThanOrEqual(0)
-      expect(yield* mongo.health).toBe(first)
+      expect(first.status).toBe("ready")
+      expect(first.probe?.ok).toBe(true)
+      expect((yield* mongo.health).probe).toBe(first.probe)
       yield* TestClock.adjust("1 second")
-      expect(yield* mongo.health).not.toBe(first)
+      const next = yield* mongo.health
+      expect(next.probe?.ok).toBe(true)
+      expect(next.probe).not.toBe(first.probe)
     }).pipe(Effect.provide(withPool())))
 })
 

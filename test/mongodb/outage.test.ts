@@ -23,7 +23,7 @@ describe("the server killed under load, then started again", () => {
       })
       const ping = mongo.promise((db, { session, signal }) => db.command({ ping: 1 }, { session, signal }))
       const cleared = yield* mongo.pool.events.pipe(
-        Stream.filter((event) => event.type === "ConnectionPoolCleared"),
+        Stream.filter((event) => event._tag === "ConnectionPoolCleared"),
         Stream.runHead,
         Effect.fork
       )

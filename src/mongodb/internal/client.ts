@@ -14,10 +14,11 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type Db, MongoClient, type TransactionOptions } from "mongodb"
 import { make as makePool } from "../../internal/pool.js"
+import * as PoolHealth from "../../PoolHealth.js"
 import type { Pool } from "../../Pool.js"
 import type { PoolConfigError, PoolError } from "../../PoolError.js"
 import type { PoolEvent } from "../../PoolEvent.js"
-import { type Capabilities, CurrentLease, type DriverEvent, type Health, type Lease, type MongoPoolClient, type MongoPoolEvent, type Options } from "../MongoPool.js"
+import { type Capabilities, CurrentLease, type DriverEvent, type Lease, type MongoPoolClient, type MongoPoolEvent, type Options } from "../MongoPool.js"
 import { resolve } from "./config.js"
 import { MongoConnectError, type MongoError, MongoUnavailableError, MongoUnsupportedError } from "../MongoError.js"
 import { operationFailed } from "./errors.js"
@@ -190,22 +191,17 @@ export const make = (
         )
       })
 
+    // The cached ping of the pooler document, as the core's health check's probe. It takes no
+    // lease, so it answers while every lease is held.
     const ping = Effect.tryPromise({
       try: (signal) => client.db("admin").command({ ping: 1 }, { signal }),
-      catch: (cause) => operationFailed(name, "ping", cause)
-    }).pipe(Effect.timeout(Duration.millis(config.pool.checkTimeout)))
-    const check = Effect.gen(function*() {
-      const startedAt = clock.unsafeCurrentTimeMillis()
-      const exit = yield* Effect.exit(ping)
-      const checkedAt = clock.unsafeCurrentTimeMillis()
-      const health: Health = Exit.isSuccess(exit)
-        ? { healthy: true, checkedAt, latency: checkedAt - startedAt, error: undefined }
-        : { healthy: false, checkedAt, latency: undefined, error: monitor.lastError ?? exit.cause }
-      return health
+      catch: (cause) => operationFailed(name, "ping", monitor.lastError ?? cause)
     })
-    const health = config.healthCheckInterval === 0
-      ? check
-      : yield* Effect.cachedWithTTL(check, Duration.millis(config.healthCheckInterval))
+    const healthCheck = yield* PoolHealth.make(pool, {
+      probe: ping,
+      probeTtl: Duration.millis(config.healthCheckInterval)
+    })
+    const health = healthCheck.check
 
     const driverEvents: Stream.Stream<DriverEvent> = Stream.unwrapScoped(
       Effect.gen(function*() {
@@ -229,6 +225,7 @@ export const make = (
       withLease,
       withTransaction,
       health,
+      healthCheck,
       events,
       driverConnections: Effect.sync(() => monitor.connections())
     } satisfies MongoPoolClient

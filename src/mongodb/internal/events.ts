@@ -20,7 +20,7 @@ import type * as Tracer from "effect/Tracer"
 import type { MongoClient } from "mongodb"
 import type { ResolvedOptions } from "../../PoolConfig.js"
 import type { CheckOutFailedReason, CloseReason, PoolEvent } from "../../PoolEvent.js"
-import { keys } from "../../PoolMetrics.js"
+import { keys, poolName, reason as reasonTag, state } from "../../PoolMetrics.js"
 import type { DriverEvent } from "../MongoPool.js"
 
 /** Where bridged events go. */
@@ -30,29 +30,52 @@ export interface Sink {
   readonly emit: (event: DriverEvent) => void
 }
 
-type Fields<T extends PoolEvent["type"]> = Omit<Extract<PoolEvent, { readonly type: T }>, "type" | "pool" | "time">
+type Fields<T extends PoolEvent["_tag"]> = Omit<Extract<PoolEvent, { readonly _tag: T }>, "_tag" | "pool" | "time" | "address">
 
 /** The one place a bridged event is shaped: the core's event with the server's address. */
-const driverEvent = <T extends PoolEvent["type"]>(
-  type: T,
+const driverEvent = <T extends PoolEvent["_tag"]>(
+  _tag: T,
   pool: string,
   time: number,
   address: string,
   fields: Fields<T>
-): DriverEvent => ({ type, pool, time, address, ...fields }) as unknown as DriverEvent
+): DriverEvent => ({ _tag, pool, time, address, ...fields }) as unknown as DriverEvent
 
-type Recorder<Type extends MetricKeyType.MetricKeyType<any, any>> = (value: MetricKeyType.MetricKeyType.InType<Type>) => void
+type Recorder = (value: number) => void
 
-const recorder = <Type extends MetricKeyType.MetricKeyType<any, any>>(
-  key: MetricKey.MetricKey<Type>,
-  tags: Record<string, string>
-): Recorder<Type> => {
+const recorder = (key: MetricKey.MetricKey<MetricKeyType.MetricKeyType<number, any>>, tags: Record<string, string>): Recorder => {
   const labels = Object.entries(tags).map(([name, value]) => MetricLabel.make(name, value))
   const hook = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(key, labels))
   return (value) => hook.update(value)
 }
 
+/** An up-down counter fed absolute levels, as the core's: it adds the change since the last level. */
+const level = (key: MetricKey.MetricKey.Counter<number>, tags: Record<string, string>): Recorder => {
+  const add = recorder(key, tags)
+  let last = 0
+  return (value) => {
+    if (value !== last) {
+      add(value - last)
+      last = value
+    }
+  }
+}
+
+/** A histogram in seconds fed milliseconds, as the core's. */
+const seconds = (key: MetricKey.MetricKey.Histogram, tags: Record<string, string>): Recorder => {
+  const record = recorder(key, tags)
+  return (millis) => record(millis / 1000)
+}
+
 type SocketState = "pending" | "idle" | "inUse"
+
+/** The OpenTelemetry attributes of one server: `server.address` and `server.port`. */
+const serverTags = (pool: string, address: string): Record<string, string> => {
+  const colon = address.lastIndexOf(":")
+  return colon < 0
+    ? { [poolName]: pool, "server.address": address }
+    : { [poolName]: pool, "server.address": address.slice(0, colon), "server.port": address.slice(colon + 1) }
+}
 
 /** One server's driver pool as lifeguard counts it, with its metric handles resolved once. */
 class Server {
@@ -61,49 +84,55 @@ class Server {
   idle = 0
   inUse = 0
   clears = 0
-  private readonly byReason = new Map<string, Recorder<any>>()
+  private readonly tags: Record<string, string>
+  private readonly byReason = new Map<string, Recorder>()
   readonly metrics: {
-    readonly idle: Recorder<any>
-    readonly inUse: Recorder<any>
-    readonly pending: Recorder<any>
-    readonly size: Recorder<any>
-    readonly checkouts: Recorder<any>
-    readonly connectionsCreated: Recorder<any>
-    readonly checkoutWait: Recorder<any>
-    readonly connectionUse: Recorder<any>
-    readonly connectionSetup: Recorder<any>
+    readonly idle: Recorder
+    readonly inUse: Recorder
+    readonly pending: Recorder
+    readonly checkouts: Recorder
+    readonly timeouts: Recorder
+    readonly connectionsCreated: Recorder
+    readonly checkoutWait: Recorder
+    readonly connectionUse: Recorder
+    readonly connectionSetup: Recorder
   }
 
   constructor(readonly pool: string, readonly address: string) {
-    const tags = { pool, address }
+    const tags = serverTags(pool, address)
+    this.tags = tags
     this.metrics = {
-      idle: recorder(keys.connections, { ...tags, state: "idle" }),
-      inUse: recorder(keys.connections, { ...tags, state: "in_use" }),
-      pending: recorder(keys.connections, { ...tags, state: "pending" }),
-      size: recorder(keys.size, tags),
+      idle: level(keys.connectionCount, { ...tags, [state]: "idle" }),
+      inUse: level(keys.connectionCount, { ...tags, [state]: "used" }),
+      pending: level(keys.pending, tags),
       checkouts: recorder(keys.checkouts, tags),
+      timeouts: recorder(keys.timeouts, tags),
       connectionsCreated: recorder(keys.connectionsCreated, tags),
-      checkoutWait: recorder(keys.checkoutWait, tags),
-      connectionUse: recorder(keys.connectionUse, tags),
-      connectionSetup: recorder(keys.connectionSetup, tags)
+      checkoutWait: seconds(keys.waitTime, tags),
+      connectionUse: seconds(keys.useTime, tags),
+      connectionSetup: seconds(keys.createTime, tags)
     }
   }
 
-  count(reason: "failure" | "closed", why: string): void {
-    const id = `${reason}:${why}`
+  count(which: "failure" | "closed", why: string): void {
+    const id = `${which}:${why}`
     let record = this.byReason.get(id)
     if (record === undefined) {
-      const key = reason === "failure" ? keys.checkoutFailures : keys.connectionsClosed
-      record = recorder(key, { pool: this.pool, address: this.address, reason: why })
+      record = recorder(which === "failure" ? keys.checkoutFailures : keys.connectionsClosed, {
+        ...this.tags,
+        [reasonTag]: why
+      })
       this.byReason.set(id, record)
     }
     record(1)
+    if (which === "failure" && why === "timeout") this.metrics.timeouts(1)
   }
 
   move(id: number, to: SocketState | undefined, now: number): number {
     const socket = this.sockets.get(id)
     const since = socket?.since ?? now
-    if (socket !== undefined) this[socket.state]--
+    const from = socket?.state
+    if (from !== undefined) this[from]--
     if (to === undefined) this.sockets.delete(id)
     else if (socket === undefined) this.sockets.set(id, { state: to, since: now })
     else {
@@ -111,14 +140,10 @@ class Server {
       socket.since = now
     }
     if (to !== undefined) this[to]++
-    const from = socket?.state
-    // Check-outs and check-ins, the hot path, move between idle and in use only.
-    if (from === "idle" || to === "idle") this.metrics.idle(this.idle)
-    if (from === "inUse" || to === "inUse") this.metrics.inUse(this.inUse)
-    if (from === undefined || to === undefined) {
-      this.metrics.pending(this.pending)
-      this.metrics.size(this.idle + this.inUse + this.pending)
-    }
+    // The levels add only their change, so touching an unchanged one costs a comparison.
+    this.metrics.idle(this.idle)
+    this.metrics.inUse(this.inUse)
+    this.metrics.pending(this.pending)
     return now - since
   }
 }

@@ -118,6 +118,7 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
 
     pool = yield* makePool<PgConnection, SqlError, never>({
       ...config.settings,
+      address: `${config.pgClientConfig.host}:${config.pgClientConfig.port}`,
       acquire,
       // Runs only for connections idle longer than validateAfterIdle: a cheap round trip.
       validate: (connection) =>
