@@ -37,7 +37,11 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string, env: Nod
 const git = (args: ReadonlyArray<string>) => run("git", args, repoRoot)
 
 /** `^x.y.z` holds `version` (the only form of range the manifest uses). */
-const caretHolds = (range: string, version: string) => {
+/** A caret range, or several joined by `||` (the installed version need fit one). */
+const caretHolds = (range: string, version: string): boolean =>
+  range.split("||").some((one) => oneCaretHolds(one.trim(), version))
+
+const oneCaretHolds = (range: string, version: string) => {
   const [lo, v] = [range.replace(/^\^/, ""), version].map((s) => s.split(/[.-]/).slice(0, 3).map(Number))
   if (!range.startsWith("^") || lo!.some(Number.isNaN)) throw new Error(`unexpected range ${range}`)
   const [major, minor, patch] = v!
@@ -91,7 +95,7 @@ describe("the npm package", () => {
       readonly files: ReadonlyArray<{ readonly path: string }>
     }>
     const shipped = packed[0]!.files.map((f) => f.path)
-    for (const file of ["package.json", "README.md", "LICENSE", "dist/index.js", "dist/index.d.ts", "dist/pg/index.js", "dist/testing/index.js", "dist/http/index.js"]) {
+    for (const file of ["package.json", "README.md", "LICENSE", "dist/index.js", "dist/index.d.ts", "dist/pg/index.js", "dist/testing/index.js", "dist/http/index.js", "dist/mongodb/index.js"]) {
       expect(shipped, file).toContain(file)
     }
     expect(shipped.filter((f) => f.startsWith("test/") || f.startsWith("scripts/"))).toStrictEqual([])
