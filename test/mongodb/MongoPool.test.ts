@@ -193,6 +193,24 @@ describe("limits", () => {
       expect(error.message).toContain("maxPoolSize is lifeguard's: set maxSize instead")
       expect(error.message).toContain("maxConnecting is lifeguard's: set maxConnecting instead")
     }))
+
+  it.live("bad durations and the core's start-up check are refused at build, all at once", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.scoped(MongoPool.make({
+          url: server.url,
+          startTimeout: "-1 seconds",
+          healthCheckInterval: "-5 seconds",
+          idleTimeout: "-5 seconds",
+          initializationFailTimeout: "5 seconds"
+        }))
+      )
+      expect(error._tag).toBe("PoolConfigError")
+      expect(error.message).toContain("startTimeout must be a positive duration (got -1 seconds)")
+      expect(error.message).toContain("healthCheckInterval must be a duration of at least zero (got -5 seconds)")
+      expect(error.message).toContain("idleTimeout must not be negative")
+      expect(error.message).toContain("set startTimeout instead")
+    }))
 })
 
 describe("interruption", () => {

@@ -9,6 +9,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
 import * as PubSub from "effect/PubSub"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -106,12 +107,17 @@ export const make = (
       })
     )
     const newLease = Effect.sync(() => new LeaseImpl(++nextLease, client, db, leaseOwner))
+    // The driver's clear arrives in a driver callback, outside any fiber: it runs in the pool's scope,
+    // with the logger, tracer and log level of whoever built the pool.
+    const runInScope = yield* FiberSet.makeRuntime<never, void, never>()
+    // Connecting the client above is this adapter's start-up check; the core runs none of its own.
+    const { initializationFailTimeout: _startUpCheck, ...settings } = config.settings
     const pool = yield* makePool<LeaseImpl, MongoUnavailableError, never>({
-      ...config.settings,
+      ...settings,
       acquire: Effect.suspend(() => monitor.available ? newLease : Effect.zipRight(awaitServer, newLease)),
       ...(onEvent === undefined ? {} : { onEvent: onEvent as (event: PoolEvent) => void })
     })
-    clear = (reason) => Effect.runFork(pool.clear({ reason: reason ?? `the driver cleared its pool for ${servers}` }))
+    clear = (reason) => runInScope(pool.clear({ reason: reason ?? `the driver cleared its pool for ${servers}` }))
 
     const get: Effect.Effect<Lease, PoolError | MongoUnavailableError, Scope.Scope> = Effect.flatMap(
       pool.get,

@@ -12,7 +12,12 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type { MongoClientOptions } from "mongodb"
 import type { ResolvedOptions, Settings } from "../../PoolConfig.js"
-import { config as poolSettingsConfig, defaults as poolDefaults, resolve as resolveSettings } from "../../internal/config.js"
+import {
+  config as poolSettingsConfig,
+  defaults as poolDefaults,
+  isNegative,
+  resolve as resolveSettings
+} from "../../internal/config.js"
 import { PoolConfigError } from "../../PoolError.js"
 import type { Options } from "../MongoPool.js"
 import { serversOf } from "./errors.js"
@@ -52,8 +57,12 @@ export const ownedDriverOptions = {
 /** Every pool setting, named after the core's resolved options. */
 const settingKeys = Object.keys(poolDefaults) as ReadonlyArray<keyof Settings>
 
+/** NaN for an input that is not a duration, so the checks below report it rather than throw. */
 const millis = (input: Duration.DurationInput | undefined, fallback: number): number =>
-  input === undefined ? fallback : Duration.toMillis(Duration.decode(input))
+  input === undefined ? fallback : Option.match(Duration.decodeUnknown(input), {
+    onNone: () => Number.NaN,
+    onSome: Duration.toMillis
+  })
 
 /** The database of the connection string's path, if it names one. */
 const databaseOf = (url: string): string | undefined => {
@@ -79,8 +88,13 @@ export const resolve = (options: Options): Either.Either<Resolved, PoolConfigErr
   if (!/^mongodb(\+srv)?:\/\//.test(url)) problems.push(`url must start with mongodb:// or mongodb+srv://`)
   const startTimeout = millis(options.startTimeout, 30_000)
   const healthCheckInterval = millis(options.healthCheckInterval, 1_000)
-  if (!(startTimeout > 0)) problems.push(`startTimeout must be positive`)
-  if (!(healthCheckInterval >= 0)) problems.push(`healthCheckInterval must not be negative`)
+  if (!(startTimeout > 0) || isNegative(options.startTimeout)) problems.push(`startTimeout must be a positive duration (got ${String(options.startTimeout)})`)
+  if (!(healthCheckInterval >= 0) || isNegative(options.healthCheckInterval)) {
+    problems.push(`healthCheckInterval must be a duration of at least zero (got ${String(options.healthCheckInterval)})`)
+  }
+  if (options.initializationFailTimeout !== undefined) {
+    problems.push(`initializationFailTimeout is not a MongoPool setting: the layer connects when it is built; set startTimeout instead`)
+  }
 
   const pool = resolveSettings(settings as Settings)
   if (Either.isLeft(pool)) problems.push(...pool.left.problems)
