@@ -28,9 +28,9 @@ import pg from "pg"
 import Cursor from "pg-cursor"
 import type { Pool } from "../../Pool.js"
 import { make as makePool } from "../../internal/pool.js"
-import type { PoolConfigError, PoolError } from "../../PoolError.js"
+import { PoolConfigError, type PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
-import { resolve } from "./config.js"
+import { defaultName, resolve } from "./config.js"
 import { close, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
 import {
   checkoutFailed,
@@ -40,7 +40,9 @@ import {
   queryFailed,
   sessionSettingsRejected
 } from "./errors.js"
+import * as hosts from "./hosts.js"
 import { listen, listenConnection } from "./listen.js"
+import * as pooler from "./pooler.js"
 
 type TransformRows = (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
@@ -54,8 +56,14 @@ const cursorBatch = 128
 /** @internal */
 export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
-    const config = resolve(options)
+    const hostList = hosts.resolveHosts(options)
+    const scalingProblems = [...hostList.problems, ...pooler.problems(options)]
+    if (scalingProblems.length > 0) {
+      return yield* new PoolConfigError({ pool: options.name ?? defaultName, problems: scalingProblems })
+    }
+    const config = resolve(hostList.options)
     const name = config.settings.name!
+    const becameReadOnly = hosts.becameReadOnly(hostList.targetSessionAttrs)
     // Set once the pool exists; connections are only made after that.
     let pool: Pool<PgConnection, SqlError> = undefined as never
     // Bumped on every clear this adapter makes: one server shutdown clears the pool once, not once per connection.
@@ -63,8 +71,9 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     const owner: Owner & { cancelTimeout: number } = {
       name,
       cancelTimeout: 5_000,
+      unfit: becameReadOnly,
       onGone: (connection, error) => {
-        if (isServerGoingAway(error) && connection.epoch === epoch) {
+        if ((isServerGoingAway(error) || becameReadOnly(error)) && connection.epoch === epoch) {
           epoch++
           Effect.runFork(pool.clear({ reason: error }))
         }
@@ -89,9 +98,9 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     const settleIfDirty = <A>(connection: PgConnection, result: Effect.Effect<A, SqlError>) =>
       connection.clean ? result : Effect.zipRight(settle(connection), result)
 
-    const connect = (connection: PgConnection) =>
+    const connect = (connection: PgConnection, describe: string) =>
       Effect.async<void, SqlError>((resume) => {
-        connection.connect((error) => resume(error ? Effect.fail(connectFailed(name, config.describe, error)) : Effect.void))
+        connection.connect((error) => resume(error ? Effect.fail(connectFailed(name, describe, error)) : Effect.void))
         // Interrupted (createTimeout, pool closing): drop the half-open socket now.
         return Effect.sync(() => connection.connection.stream.destroy())
       })
@@ -105,20 +114,35 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       )
     }
 
-    const acquire = Effect.gen(function*() {
-      const connection = new PgConnection(config.client, owner)
-      connection.epoch = epoch
-      connection.cancelAndSettle = Effect.zipRight(connection.cancelQuery, settle(connection))
-      // Registered before connecting, so a set-up cut short by createTimeout still closes the socket.
-      yield* Effect.addFinalizer(() => close(connection))
-      yield* connect(connection)
-      yield* applySessionSettings(connection)
-      return connection
-    })
+    const setUp = (client: pg.ClientConfig, describe: string) =>
+      Effect.gen(function*() {
+        const connection = new PgConnection(client, owner)
+        connection.epoch = epoch
+        connection.cancelAndSettle = Effect.zipRight(connection.cancelQuery, settle(connection))
+        // Registered before connecting, so a set-up cut short by createTimeout still closes the socket.
+        yield* Effect.addFinalizer(() => close(connection))
+        yield* connect(connection, describe)
+        yield* applySessionSettings(connection)
+        return connection
+      })
+
+    // A host list (or a role to check) walks the hosts, createTimeout for each; one host is set up directly.
+    const perHost = hosts.perHostTimeout(options)
+    const walking = hosts.needsWalk(hostList) && perHost !== undefined
+    const database = config.pgClientConfig.database ?? config.pgClientConfig.username ?? "postgres"
+    const acquire = walking
+      ? hosts.walk(name, hostList, perHost, (target) =>
+        setUp(hosts.clientFor(config.client, target), `${target.host}:${target.port}/${database}`))
+      : setUp(config.client, config.describe)
 
     pool = yield* makePool<PgConnection, SqlError, never>({
       ...config.settings,
-      address: `${config.pgClientConfig.host}:${config.pgClientConfig.port}`,
+      // With a host list, the event's address names every host; which one a connection is on varies.
+      address: hostList.targets.length > 1
+        ? hostList.targets.map((target) => `${target.host}:${target.port}`).join(",")
+        : `${config.pgClientConfig.host}:${config.pgClientConfig.port}`,
+      // The walk enforces createTimeout per host; the pool's bound covers the whole walk.
+      ...(walking ? { createTimeout: perHost * Math.max(1, hostList.targets.length) + 250 } : {}),
       acquire,
       // Runs only for connections idle longer than validateAfterIdle: a cheap round trip.
       validate: (connection) =>
@@ -283,6 +307,7 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
 
     const client = yield* SqlClient.make({
       acquirer: Effect.succeed(pooled),
+      beginTransaction: pooler.beginStatement(options),
       transactionAcquirer: Effect.map(reserveConnection, (connection) => new PinnedConnection(connection)),
       compiler: PgClient.makeCompiler(options.transformQueryNames, options.transformJson),
       spanAttributes: [
@@ -296,7 +321,12 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       transformRows
     })
 
-    const listener = yield* RcRef.make({ acquire: listenConnection(config, name) })
+    const listenOptions = pooler.listenOptions(options)
+    const listener = listenOptions === undefined
+      ? undefined
+      : yield* RcRef.make({
+        acquire: listenConnection(listenOptions === options ? config : resolve(hosts.resolveHosts(listenOptions).options), name)
+      })
     const json = Statement.custom<PgClient.PgCustom>("PgJson")
 
     return Object.assign(client, {
@@ -305,7 +335,8 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       // Only connections it made are ever handed to its users, so the wider type is safe to expose.
       pool: pool as unknown as Pool<pg.Client, SqlError>,
       json: (value: unknown) => json(value),
-      listen: (channel: string) => listen(listener, name, channel),
+      listen: (channel: string) =>
+        listener === undefined ? Stream.fail(pooler.listenUnavailable(name)) : listen(listener, name, channel),
       notify: (channel: string, payload: string) =>
         runPooled("SELECT pg_notify($1, $2)", [channel, payload], false, ignore)
     }) as PgPoolClient
