@@ -1,7 +1,7 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient, type SqlError } from "@effect/sql"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Stream } from "effect"
 import { randomUUID } from "node:crypto"
 import * as Net from "node:net"
 import pg from "pg"
@@ -174,6 +174,11 @@ describe("a primary and a standby", () => {
       expect((refused.cause as { code: string }).code).toBe("25006")
       const read = yield* PgPool.PgReadClient
       expect(read.pool.name).toBe("pg-read")
+      // LISTEN needs the primary itself: a pool with a host list asks for listenUrl.
+      const listenError = yield* Effect.flip(Stream.runDrain(read.listen("lifeguard_chan")))
+      expect(listenError.message).toBe(
+        `pool "pg-read": LISTEN needs the primary itself, and this pool has a list of 2 hosts; set listenUrl to a direct PostgreSQL url`
+      )
     }).pipe(Effect.provide(Layer.mergeAll(
       PgPool.layer({ url: urlOf([cluster.standby.port, cluster.primary.port], "read-write"), maxSize: 2 }),
       PgPool.layerRead({ url: urlOf([cluster.primary.port, cluster.standby.port]), maxSize: 2 })

@@ -122,6 +122,13 @@ describe("several instances behind one PgBouncer (pool_mode = transaction)", () 
       const stats = yield* Effect.forEach(clients, (client) => client.pool.stats)
       expect(stats.reduce((sum, s) => sum + s.connectionsCreated, 0)).toBeGreaterThan(serverPoolSize)
       expect(stats.every((s) => s.checkouts >= 100)).toBe(true)
+      console.log(
+        `pgbouncer figures: ${JSON.stringify({
+          clientConnections: stats.reduce((sum, s) => sum + s.connectionsCreated, 0),
+          peakServerConnections: seen,
+          transactions: 500
+        })}`
+      )
       // Unnamed statements only: none was left prepared on the server connections.
       const [prepared] = yield* clients[0]!<{ n: number }>`SELECT count(*)::int AS n FROM pg_prepared_statements`
       expect(prepared!.n).toBe(0)

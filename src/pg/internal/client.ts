@@ -321,9 +321,9 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       transformRows
     })
 
-    const listenOptions = pooler.listenOptions(options)
-    const listener = listenOptions === undefined
-      ? undefined
+    const listenOptions = pooler.listenOptions(name, options, hostList.targets.length)
+    const listener = listenOptions instanceof SqlError
+      ? listenOptions
       : yield* RcRef.make({
         acquire: listenConnection(listenOptions === options ? config : resolve(hosts.resolveHosts(listenOptions).options), name)
       })
@@ -336,7 +336,7 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       pool: pool as unknown as Pool<pg.Client, SqlError>,
       json: (value: unknown) => json(value),
       listen: (channel: string) =>
-        listener === undefined ? Stream.fail(pooler.listenUnavailable(name)) : listen(listener, name, channel),
+        listener instanceof SqlError ? Stream.fail(listener) : listen(listener, name, channel),
       notify: (channel: string, payload: string) =>
         runPooled("SELECT pg_notify($1, $2)", [channel, payload], false, ignore)
     }) as PgPoolClient

@@ -11,7 +11,7 @@
  * - `discardOnReturn` is refused: the pooler resets server connections
  *   itself, and a `DISCARD ALL` would reach a server connection nobody holds.
  * - `LISTEN` needs a session: it goes to `listenUrl`, a direct connection,
- *   or fails with an error that says so.
+ *   or fails with an error that says so (as it does for a list of hosts).
  * - Statements are unnamed: lifeguard/pg never names a prepared statement
  *   (pg only does when asked), so each one is parsed on whichever server
  *   connection runs it. Nothing to switch off.
@@ -68,21 +68,24 @@ export const beginStatement = (options: Options): string => {
 }
 
 /**
- * Where LISTEN connects: `listenUrl` when given; the pool's own server when
- * no transaction pooler is in between; nowhere otherwise.
+ * Where LISTEN connects: `listenUrl` when given; else the pool's own server,
+ * unless a transaction pooler is in between (no session to listen in) or the
+ * pool has several hosts (a standby cannot LISTEN, and NOTIFY does not reach
+ * it); then listening fails with the error returned.
  *
  * @internal
  */
-export const listenOptions = (options: Options): Options | undefined =>
+export const listenOptions = (pool: string, options: Options, hostCount: number): Options | SqlError =>
   options.listenUrl !== undefined
-    ? { ...options, url: options.listenUrl, hosts: undefined, targetSessionAttrs: undefined }
+    ? { ...options, url: options.listenUrl, hosts: undefined, targetSessionAttrs: undefined, loadBalanceHosts: undefined }
     : isTransactionPooler(options)
-    ? undefined
+    ? listenUnavailable(
+      pool,
+      `LISTEN needs a session of its own, which a transaction-mode pooler (pooler: "transaction") does not keep`
+    )
+    : hostCount > 1
+    ? listenUnavailable(pool, `LISTEN needs the primary itself, and this pool has a list of ${hostCount} hosts`)
     : options
 
-/** @internal */
-export const listenUnavailable = (pool: string): SqlError =>
-  new SqlError({
-    message: `pool "${pool}": LISTEN needs a session of its own, which a transaction-mode pooler ` +
-      `(pooler: "transaction") does not keep; set listenUrl to a direct PostgreSQL url`
-  })
+const listenUnavailable = (pool: string, why: string): SqlError =>
+  new SqlError({ message: `pool "${pool}": ${why}; set listenUrl to a direct PostgreSQL url` })
