@@ -1,12 +1,13 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient, type SqlError } from "@effect/sql"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Stream } from "effect"
+import { SqlError as SqlErrorClass } from "@effect/sql/SqlError"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Random, Ref, Schedule, Stream, TestClock } from "effect"
 import { randomUUID } from "node:crypto"
 import * as Net from "node:net"
 import pg from "pg"
 import { PgPool } from "../../src/pg/index.js"
-import { resolveHosts } from "../../src/pg/internal/hosts.js"
+import { type HostList, NoSuitableHostError, resolveHosts, type Role, type Target, walk } from "../../src/pg/internal/hosts.js"
 import { adminQuery, freePort } from "../utils/postgres.js"
 import { type ReplicaSet, replicaSetScoped, startReplicaSet } from "../utils/replication.js"
 
@@ -82,6 +83,93 @@ describe("host lists as libpq reads them", () => {
       const balance = yield* Effect.flip(PgPool.make({ url: "postgres://h1/db", loadBalanceHosts: "sometimes" as "random" }))
       expect(balance.message).toContain(`loadBalanceHosts (load_balance_hosts) must be "disable" or "random"`)
     }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)))
+})
+
+/** Hosts for the walk under TestClock: how each one answers a connect, and its role. */
+type FakeHost = { readonly connect: "refuse" | "hang" | number; readonly role?: Role }
+const primaryRole: Role = { standby: false, readOnly: false }
+const standbyRole: Role = { standby: true, readOnly: true }
+
+const fakeWalk = (hosts: ReadonlyArray<FakeHost>, attrs: HostList["targetSessionAttrs"], loadBalance = false) => {
+  const open = new Set<number>()
+  const list: HostList = {
+    options: {},
+    targets: hosts.map((_, i) => ({ host: "h", port: i + 1, url: undefined })),
+    targetSessionAttrs: attrs,
+    loadBalance,
+    problems: []
+  }
+  const connect = (target: Target) =>
+    Effect.gen(function*() {
+      const host = hosts[target.port - 1]!
+      yield* Effect.acquireRelease(
+        Effect.sync(() => open.add(target.port)),
+        () => Effect.sync(() => open.delete(target.port))
+      )
+      if (host.connect === "refuse") return yield* new SqlErrorClass({ message: "connect ECONNREFUSED" })
+      if (host.connect === "hang") return yield* Effect.never
+      yield* Effect.sleep(Duration.millis(host.connect))
+      return target.port
+    })
+  const checkRole = (port: number) => Effect.succeed(hosts[port - 1]!.role ?? primaryRole)
+  return { open, run: walk("fake", list, 500, connect, checkRole) }
+}
+
+describe("the host walk, under TestClock", () => {
+  it.scoped("each host gets createTimeout; rejected hosts are closed before the next is tried; the kept one stays open", () =>
+    Effect.gen(function*() {
+      const { open, run } = fakeWalk(
+        [{ connect: "refuse" }, { connect: "hang" }, { connect: 10, role: standbyRole }, { connect: 10 }],
+        "read-write"
+      )
+      const fiber = yield* Effect.fork(run)
+      yield* TestClock.adjust("499 millis")
+      expect(fiber.unsafePoll()).toBeNull()
+      expect([...open]).toStrictEqual([2])
+      yield* TestClock.adjust("1 millis")
+      yield* TestClock.adjust("10 millis")
+      yield* TestClock.adjust("10 millis")
+      expect(yield* Fiber.join(fiber)).toBe(4)
+      expect([...open]).toStrictEqual([4])
+    }))
+
+  it.scoped("prefer-standby keeps the first primary open as the fallback, and drops it when a standby answers", () =>
+    Effect.gen(function*() {
+      const withStandby = fakeWalk([{ connect: 0 }, { connect: "refuse" }, { connect: 0, role: standbyRole }], "prefer-standby")
+      expect(yield* withStandby.run).toBe(3)
+      expect([...withStandby.open]).toStrictEqual([3])
+      const without = fakeWalk([{ connect: 0 }, { connect: 0 }], "prefer-standby")
+      expect(yield* without.run).toBe(1)
+      expect([...without.open]).toStrictEqual([1])
+    }))
+
+  it.scoped("no host fits: a NoSuitableHostError with each host and its reason, nothing left open", () =>
+    Effect.gen(function*() {
+      const { open, run } = fakeWalk([{ connect: 0 }, { connect: "hang" }, { connect: "refuse" }], "standby")
+      const fiber = yield* Effect.fork(Effect.flip(run))
+      yield* TestClock.adjust("500 millis")
+      const error = yield* Fiber.join(fiber)
+      expect(error.cause).toBeInstanceOf(NoSuitableHostError)
+      expect((error.cause as NoSuitableHostError).rejected.map((r) => r.reason)).toStrictEqual([
+        "a primary (pg_is_in_recovery() = false)",
+        "no answer within createTimeout (500ms)",
+        "connect ECONNREFUSED"
+      ])
+      expect(open.size).toBe(0)
+    }))
+
+  it.scoped("load_balance_hosts=random: the first host tried varies with Effect's Random", () =>
+    Effect.gen(function*() {
+      const firsts = new Set<number>()
+      for (let seed = 0; seed < 20; seed++) {
+        const { run } = fakeWalk([{ connect: 0 }, { connect: 0 }, { connect: 0 }], "any", true)
+        firsts.add(yield* Effect.scoped(run).pipe(Effect.withRandom(Random.make(seed))))
+      }
+      expect([...firsts].sort()).toStrictEqual([1, 2, 3])
+      // Without it, always the first.
+      const { run } = fakeWalk([{ connect: 0 }, { connect: 0 }], "any")
+      expect(yield* Effect.scoped(run)).toBe(1)
+    }))
 })
 
 describe("a primary and a standby", () => {

@@ -132,7 +132,7 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     const database = config.pgClientConfig.database ?? config.pgClientConfig.username ?? "postgres"
     const acquire = walking
       ? hosts.walk(name, hostList, perHost, (target) =>
-        setUp(hosts.clientFor(config.client, target), `${target.host}:${target.port}/${database}`))
+        setUp(hosts.clientFor(config.client, target), `${target.host}:${target.port}/${database}`), hosts.roleOf)
       : setUp(config.client, config.describe)
 
     pool = yield* makePool<PgConnection, SqlError, never>({

@@ -213,19 +213,16 @@ export const becameReadOnly = (attrs: TargetSessionAttrs): (error: unknown) => b
       typeof error === "object" && error !== null && "code" in error && error.code === "25006"
     : () => false
 
-interface Role {
+/** What a server says about itself after connecting. */
+export interface Role {
   readonly standby: boolean
   readonly readOnly: boolean
 }
 
-interface Checked {
-  readonly connection: PgConnection
-  readonly role: Role | undefined
-}
-
 const roleQuery = "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS read_only"
 
-const roleOf = (connection: PgConnection): Effect.Effect<Role, SqlError> =>
+/** @internal */
+export const roleOf = (connection: PgConnection): Effect.Effect<Role, SqlError> =>
   connection.run(
     roleQuery,
     [],
@@ -266,26 +263,27 @@ const describeError = (error: unknown): string => {
  *
  * @internal
  */
-export const walk = (
+export const walk = <C>(
   pool: string,
   list: HostList,
   timeoutMs: number,
-  connect: (target: Target) => Effect.Effect<PgConnection, SqlError, Scope.Scope>
-): Effect.Effect<PgConnection, SqlError, Scope.Scope> =>
+  connect: (target: Target) => Effect.Effect<C, SqlError, Scope.Scope>,
+  checkRole: (connection: C) => Effect.Effect<Role, SqlError>
+): Effect.Effect<C, SqlError, Scope.Scope> =>
   Effect.gen(function*() {
     const outer = yield* Effect.scope
     const order = list.loadBalance ? Array.from(yield* Random.shuffle(list.targets)) : list.targets
     const attrs = list.targetSessionAttrs
     const rejected: Array<Rejection> = []
-    let fallback: { readonly connection: PgConnection; readonly scope: Scope.CloseableScope } | undefined
+    let fallback: { readonly connection: C; readonly scope: Scope.CloseableScope } | undefined
     for (const target of order) {
       // Each host in a scope of its own: a rejected one is closed now, the kept one with the connection.
       const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
       const attempt = connect(target).pipe(
-        Effect.flatMap((connection): Effect.Effect<Checked, SqlError> =>
+        Effect.flatMap((connection): Effect.Effect<{ readonly connection: C; readonly role: Role | undefined }, SqlError> =>
           attrs === "any"
             ? Effect.succeed({ connection, role: undefined })
-            : Effect.map(roleOf(connection), (role) => ({ connection, role }))
+            : Effect.map(checkRole(connection), (role) => ({ connection, role }))
         ),
         Scope.extend(scope),
         Effect.timeoutFail({
