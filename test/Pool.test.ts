@@ -521,7 +521,7 @@ describe("configuration", () => {
       expect(error.message).toContain("minIdle (5) must not exceed maxSize (2)")
       expect(error.message).toContain("maxConnecting")
       expect(error.message).toContain("idleTimeout must not be negative")
-      expect(error.message).toContain("acquireTimeout must be greater than zero")
+      expect(error.message).toContain("acquireTimeout must not be negative (got -1 seconds)")
     }))
 
   it.effect("layerConfig reads settings from Effect Config", () =>

@@ -114,6 +114,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private maintenanceKick: Deferred.Deferred<void> | undefined = undefined
   private allReturned: Deferred.Deferred<void> | undefined = undefined
   private drained: Deferred.Deferred<void> | undefined = undefined
+  /** Set after a set-up gave up: minIdle is not refilled until the next maintenance run, so an outage is no busy loop. */
+  private refillHeld = false
+  /** The start-up check (initializationFailTimeout) while it runs. */
+  private initializing: { readonly target: number; readonly done: Deferred.Deferred<void, unknown> } | undefined =
+    undefined
   private drainDone = false
   private readonly counters = {
     checkouts: 0,
@@ -462,6 +467,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     }
     entry.state = "idle"
     this.idle.push(entry)
+    if (this.initializing !== undefined) this.checkInitialized()
   }
 
   readonly invalidate = (connection: A): Effect.Effect<void> =>
@@ -480,7 +486,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   /** Starts set-ups while waiters (and minIdle) want more than idle and pending cover, within the limits. */
   private ensureCapacity(): void {
     if (this.state !== "ready") return
-    let deficit = this.liveWaiters + this.options.minIdle - this.idle.length - this.pending
+    let deficit = this.liveWaiters + this.idleWanted() - this.idle.length - this.pending
     if (deficit <= 0 || this.total >= this.options.maxSize || this.pending >= this.options.maxConnecting) return
     while (deficit > 0 && this.total < this.options.maxSize && this.pending < this.options.maxConnecting) {
       this.total++
@@ -491,9 +497,73 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.updateGauges()
   }
 
+  /** Idle connections the pool sets up without a waiter: minIdle, or the start-up check's target. */
+  private idleWanted(): number {
+    const target = this.initializing === undefined ? 0 : this.initializing.target
+    return Math.max(this.refillHeld ? 0 : this.options.minIdle, target)
+  }
+
   private setUpStillWanted(generation: number): boolean {
     return this.state === "ready" && generation === this.generation &&
-      this.liveWaiters + this.options.minIdle > this.idle.length + this.pending - 1
+      this.liveWaiters + this.idleWanted() > this.idle.length + this.pending - 1
+  }
+
+  /** Retrying cannot fix an error the user's isRetryable rejects; a timeout can always be retried. */
+  private isRetryable(error: unknown): boolean {
+    if (error instanceof ConnectTimeoutError || this.config.isRetryable === undefined) return true
+    try {
+      return this.config.isRetryable(error as E)
+    } catch {
+      return true
+    }
+  }
+
+  /**
+   * A set-up ended without a connection and without being interrupted. A
+   * permanent error fails every waiter now (it would fail each of them the
+   * same way); a schedule that ran out fails the oldest waiter.
+   */
+  private setUpGaveUp(generation: number, cause: Cause.Cause<unknown>): void {
+    const failure = Cause.failureOption(cause)
+    const permanent = Option.isSome(failure) && !this.isRetryable(failure.value)
+    this.refillHeld = true
+    if (this.initializing !== undefined) {
+      Deferred.unsafeDone(this.initializing.done, Exit.failCause(cause))
+      this.initializing = undefined
+    }
+    if (permanent) this.failAllWaitersCause("connectionError", failure.value, cause as Cause.Cause<E>)
+    else if (this.setUpStillWanted(generation)) this.failOldestWaiter(cause)
+  }
+
+  /**
+   * The start-up check: opens `max(1, minIdle)` connections (they stay idle)
+   * and fails with the set-up error, or ConnectTimeoutError, if it cannot
+   * within initializationFailTimeout. A permanent error fails it at once.
+   */
+  initialize(timeout: number): Effect.Effect<void, E | ConnectTimeoutError> {
+    return Effect.suspend(() => {
+      const done = Deferred.unsafeMake<void, unknown>(FiberId.none)
+      this.initializing = { target: Math.max(1, this.options.minIdle), done }
+      this.ensureCapacity()
+      this.checkInitialized()
+      return (Deferred.await(done) as Effect.Effect<void, E>).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            (this.lastConnectError as E | undefined) ??
+              new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(timeout), setting: "initializationFailTimeout" })
+        }),
+        Effect.ensuring(Effect.sync(() => {
+          this.initializing = undefined
+        }))
+      )
+    })
+  }
+
+  private checkInitialized(): void {
+    if (this.initializing !== undefined && this.idle.length >= this.initializing.target) {
+      Deferred.unsafeDone(this.initializing.done, Exit.void)
+    }
   }
 
   private setUp(generation: number): Effect.Effect<void, never, R> {
@@ -517,7 +587,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         ))
     })
     return attempt.pipe(
-      Effect.retry({ schedule: this.retrySchedule, while: () => this.setUpStillWanted(generation) }),
+      Effect.retry({
+        schedule: this.retrySchedule,
+        while: (error) => this.isRetryable(error) && this.setUpStillWanted(generation)
+      }),
       Effect.zip(Effect.randomWith((random) => random.next)),
       Effect.onExit((exit) =>
         Effect.sync(() => {
@@ -527,7 +600,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
             this.register(made.id, made.value, made.scope, generation, made.startedAt, random)
           } else {
             this.total--
-            if (!Exit.isInterrupted(exit) && this.setUpStillWanted(generation)) this.failOldestWaiter(exit.cause)
+            if (!Exit.isInterrupted(exit)) this.setUpGaveUp(generation, exit.cause)
           }
           this.ensureCapacity()
           this.updateGauges()
@@ -579,6 +652,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.entries.set(value, entry)
     // A timeout after this is about a busy pool, not about the last failed set-up.
     this.lastConnectError = undefined
+    this.refillHeld = false
     this.counters.connectionsCreated++
     this.metrics.connectionsCreated(1)
     this.metrics.connectionSetup(now - startedAt)
@@ -675,23 +749,37 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       timeout: Duration.millis(this.options.acquireTimeout),
       maxSize: this.options.maxSize,
       counts: this.counts(),
-      lastConnectError: this.lastConnectError
+      lastConnectError: this.lastConnectError,
+      createTimeout: Duration.millis(this.options.createTimeout)
     }))
     this.counters.timeouts++
     return Effect.void
   }).pipe(Effect.forever)
 
   private failWaiter(waiter: Waiter<A, E>, reason: CheckOutFailedReason, error: PoolError): void {
+    this.failWaiterCause(waiter, reason, error, Cause.fail(error))
+  }
+
+  private failWaiterCause(
+    waiter: Waiter<A, E>,
+    reason: CheckOutFailedReason,
+    error: unknown,
+    cause: Cause.Cause<PoolError | E>
+  ): void {
     waiter.settled = true
     this.liveWaiters--
     this.metrics.waiters(this.liveWaiters)
     this.checkoutFailed(waiter.startedAt, reason, error)
-    Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
+    Deferred.unsafeDone(waiter.deferred, Exit.failCause(cause))
   }
 
   private failAllWaiters(reason: CheckOutFailedReason, error: PoolError): void {
+    this.failAllWaitersCause(reason, error, Cause.fail(error))
+  }
+
+  private failAllWaitersCause(reason: CheckOutFailedReason, error: unknown, cause: Cause.Cause<PoolError | E>): void {
     for (let waiter = this.waiters.poll(undefined); waiter !== undefined; waiter = this.waiters.poll(undefined)) {
-      if (!waiter.settled) this.failWaiter(waiter, reason, error)
+      if (!waiter.settled) this.failWaiterCause(waiter, reason, error, cause)
     }
     this.abandonedInQueue = 0
   }
@@ -701,11 +789,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const head = this.liveHead()
     if (head === undefined) return
     this.waiters.poll(undefined)
-    head.settled = true
-    this.liveWaiters--
-    this.metrics.waiters(this.liveWaiters)
-    this.checkoutFailed(head.startedAt, "connectionError", Cause.squash(cause))
-    Deferred.unsafeDone(head.deferred, Exit.failCause(cause as Cause.Cause<E>))
+    this.failWaiterCause(head, "connectionError", Cause.squash(cause), cause as Cause.Cause<E>)
   }
 
   private checkoutFailed(startedAt: number, reason: CheckOutFailedReason, error: unknown): void {
@@ -777,6 +861,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       else this.destroy(entry, reason)
     }
     this.idle.push(...keep)
+    this.refillHeld = false
     this.ensureCapacity()
   }
 
@@ -944,8 +1029,24 @@ const describeHolder = (fiber: Fiber.RuntimeFiber<unknown, unknown>, site: Error
     (frame === undefined ? "" : `, ${frame}`)
 }
 
-/** @internal */
-export const make = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Pool<A, E>, PoolConfigError, Scope.Scope | R> =>
+/**
+ * The constructor's two faces: without a start-up check building the pool
+ * fails only on bad options; with one it can also fail with a set-up error.
+ *
+ * @internal
+ */
+export interface Make {
+  <A, E = never, R = never>(
+    options: Options<A, E, R> & { readonly initializationFailTimeout?: undefined }
+  ): Effect.Effect<Pool<A, E>, PoolConfigError, Scope.Scope | R>
+  <A, E = never, R = never>(
+    options: Options<A, E, R>
+  ): Effect.Effect<Pool<A, E>, PoolConfigError | E | ConnectTimeoutError, Scope.Scope | R>
+}
+
+const makePool = <A, E, R>(
+  options: Options<A, E, R>
+): Effect.Effect<Pool<A, E>, PoolConfigError | E | ConnectTimeoutError, Scope.Scope | R> =>
   Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const context = yield* Effect.context<R>()
@@ -975,6 +1076,9 @@ export const make = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Pool<A, 
     // Finalizers run last-added first: drain runs before the fiber sets interrupt what is left.
     yield* Effect.addFinalizer(() => pool.drain)
     pool.start()
+    if (resolved.initializationFailTimeout !== undefined) yield* pool.initialize(resolved.initializationFailTimeout)
     return pool
   })
 
+/** @internal */
+export const make: Make = makePool as Make

@@ -170,7 +170,10 @@ export const specFiles = (dir: string): Either.Either<ReadonlyArray<string>, Con
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     return Either.left(
       new ConformanceFailure({
-        reason: `no CMAP spec folder at ${dir}; set CMAP_SPEC_DIR or pass --spec-dir to the folder of CMAP JSON tests`
+        reason: `no CMAP spec folder at ${dir}. The files are the JSON tests of the MongoDB specifications ` +
+          `repository's source/connection-monitoring-and-pooling/tests/cmap-format folder ` +
+          `(https://github.com/mongodb/specifications); put them in ../shared/cmap-spec next to the ` +
+          `repository, or set CMAP_SPEC_DIR (npm run conformance: --spec-dir) to their folder`
       })
     )
   }

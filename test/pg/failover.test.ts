@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto"
 import * as Net from "node:net"
 import pg from "pg"
 import { PgPool } from "../../src/pg/index.js"
+import type { PoolConfigError } from "../../src/PoolError.js"
 import { type HostList, NoSuitableHostError, resolveHosts, type Role, type Target, walk } from "../../src/pg/internal/hosts.js"
 import { adminQuery, freePort } from "../utils/postgres.js"
 import { type ReplicaSet, replicaSetScoped, startReplicaSet } from "../utils/replication.js"
@@ -77,7 +78,7 @@ describe("host lists as libpq reads them", () => {
         loadBalanceHosts: "sometimes" as "random"
       }))
       expect(error._tag).toBe("PoolConfigError")
-      expect(error.problems).toHaveLength(3)
+      expect((error as PoolConfigError).problems).toHaveLength(3)
       expect(error.message).toContain(`"h1:99999" is not host or host:port`)
       expect(error.message).toContain(`target_session_attrs) must be one of any, read-write, read-only, primary, standby, prefer-standby (got "master")`)
       const balance = yield* Effect.flip(PgPool.make({ url: "postgres://h1/db", loadBalanceHosts: "sometimes" as "random" }))
@@ -195,23 +196,34 @@ describe("a primary and a standby", () => {
       const { port: hanging } = yield* blackhole
       const ports = [refused, hanging, primary.port]
 
-      // read-write: the first two are rejected, the primary is kept after one createTimeout.
+      // read-write: the first two are rejected, the primary is kept after one createTimeout (the layer's
+      // start-up check makes that first connection).
       const [found, tookMs] = yield* whereAmI.pipe(
+        Effect.provide(PgPool.layer({ url: urlOf(ports, "read-write"), maxSize: 1, createTimeout: "400 millis" })),
         Effect.timed,
-        Effect.map(([took, row]) => [row, Duration.toMillis(took)] as const),
-        Effect.provide(PgPool.layer({ url: urlOf(ports, "read-write"), maxSize: 1, createTimeout: "400 millis" }))
+        Effect.map(([took, row]) => [row, Duration.toMillis(took)] as const)
       )
       expect(found.port).toBe(primary.port)
       expect(tookMs).toBeGreaterThanOrEqual(350)
       expect(tookMs).toBeLessThan(2_000)
 
-      // standby: nothing fits. The checkout fails at acquireTimeout; the error says why for each host.
+      // standby: nothing fits. The layer's start-up check fails after one walk, saying why for each host.
+      const startUp = yield* Effect.flip(whereAmI.pipe(Effect.provide(PgPool.layer({
+        url: urlOf(ports, "standby"),
+        name: "want-standby",
+        createTimeout: "300 millis"
+      }))))
+      expect(Option.getOrThrow(PgPool.noSuitableHost(startUp as SqlError.SqlError)).rejected.map((r) => r.port))
+        .toStrictEqual(ports)
+
+      // Without the check, a checkout fails at acquireTimeout, its error carrying the same list.
       const layer = PgPool.layer({
         url: urlOf(ports, "standby"),
         name: "want-standby",
         maxSize: 1,
         createTimeout: "300 millis",
-        acquireTimeout: "1500 millis"
+        acquireTimeout: "1500 millis",
+        initializationFailTimeout: false
       })
       const [took, exit] = yield* Effect.timed(Effect.exit(whereAmI.pipe(Effect.provide(layer))))
       expect(Duration.toMillis(took)).toBeGreaterThanOrEqual(1_400)

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Ref, Schedule, Stream } from "effect"
 import pg from "pg"
 import { PgPool } from "../../src/pg/index.js"
+import type { PoolConfigError } from "../../src/PoolError.js"
 import { type PgBouncerServer, startPgBouncer } from "../utils/pgbouncer.js"
 import { adminQuery, sharedServer, uniqueName } from "../utils/postgres.js"
 
@@ -261,7 +262,7 @@ describe("what @effect/sql offers that a transaction pooler allows", () => {
         discardOnReturn: true
       })))
       expect(error._tag).toBe("PoolConfigError")
-      expect(error.problems).toHaveLength(2)
+      expect((error as PoolConfigError).problems).toHaveLength(2)
       expect(error.message).toContain("sessionSettings cannot be kept behind a transaction-mode pooler")
       expect(error.message).toContain("transactionSettings")
       expect(error.message).toContain("discardOnReturn")

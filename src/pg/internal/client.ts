@@ -20,6 +20,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as RcRef from "effect/RcRef"
 import * as Scope from "effect/Scope"
@@ -28,16 +29,20 @@ import pg from "pg"
 import Cursor from "pg-cursor"
 import type { Pool } from "../../Pool.js"
 import { make as makePool } from "../../internal/pool.js"
-import { PoolConfigError, type PoolError } from "../../PoolError.js"
+import { type ConnectTimeoutError, PoolConfigError, type PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
 import { defaultName, resolve } from "./config.js"
 import { close, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
 import {
   checkoutFailed,
+  codeOf,
   connectFailed,
+  hostNotFound,
   isConnectionGone,
+  isRetryable,
   isServerGoingAway,
   queryFailed,
+  resolver,
   sessionSettingsRejected
 } from "./errors.js"
 import * as hosts from "./hosts.js"
@@ -54,28 +59,34 @@ const rowsOnly = (result: any) => result.rows
 const cursorBatch = 128
 
 /** @internal */
-export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
+export const make = (
+  options: Options
+): Effect.Effect<PgPoolClient, PoolConfigError | SqlError | ConnectTimeoutError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
     const hostList = hosts.resolveHosts(options)
     const scalingProblems = [...hostList.problems, ...pooler.problems(options)]
     if (scalingProblems.length > 0) {
       return yield* new PoolConfigError({ pool: options.name ?? defaultName, problems: scalingProblems })
     }
-    const config = resolve(hostList.options)
+    const config = yield* resolve(hostList.options)
     const name = config.settings.name!
     const becameReadOnly = hosts.becameReadOnly(hostList.targetSessionAttrs)
     // Set once the pool exists; connections are only made after that.
     let pool: Pool<PgConnection, SqlError> = undefined as never
     // Bumped on every clear this adapter makes: one server shutdown clears the pool once, not once per connection.
     let epoch = 0
+    // The clear after a server shutdown starts in a pg callback, outside any fiber. It runs in the pool's
+    // scope (interrupted when it closes) with the logger, tracer and log level of whoever built the pool.
+    const runInScope = yield* FiberSet.makeRuntime<never, void, never>()
     const owner: Owner & { cancelTimeout: number } = {
       name,
       cancelTimeout: 5_000,
       unfit: becameReadOnly,
       onGone: (connection, error) => {
-        if ((isServerGoingAway(error) || becameReadOnly(error)) && connection.epoch === epoch) {
+        // `pool` is unset while the start-up check runs inside the pool's constructor.
+        if ((isServerGoingAway(error) || becameReadOnly(error)) && connection.epoch === epoch && pool !== undefined) {
           epoch++
-          Effect.runFork(pool.clear({ reason: error }))
+          runInScope(pool.clear({ reason: error }))
         }
       }
     }
@@ -100,7 +111,19 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
 
     const connect = (connection: PgConnection, describe: string) =>
       Effect.async<void, SqlError>((resume) => {
-        connection.connect((error) => resume(error ? Effect.fail(connectFailed(name, describe, error)) : Effect.void))
+        connection.connect((error) => {
+          if (!error) return resume(Effect.void)
+          if (codeOf(error) !== "ENOTFOUND") return resume(Effect.fail(connectFailed(name, describe, error)))
+          // A resolver can fail once and answer the next time: only a second ENOTFOUND is permanent.
+          const host = (error as { readonly hostname?: string }).hostname ?? connection.host
+          resume(Effect.flatMap(
+            Effect.promise(() => resolver.notFound(host)),
+            (notFound) =>
+              Effect.fail(
+                notFound ? hostNotFound(name, describe, host, error) : connectFailed(name, describe, error)
+              )
+          ))
+        })
         // Interrupted (createTimeout, pool closing): drop the half-open socket now.
         return Effect.sync(() => connection.connection.stream.destroy())
       })
@@ -131,9 +154,14 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     const walking = hosts.needsWalk(hostList) && perHost !== undefined
     const database = config.pgClientConfig.database ?? config.pgClientConfig.username ?? "postgres"
     const acquire = walking
-      ? hosts.walk(name, hostList, perHost, (target) =>
+      ? hosts.walk(name, hosts.walkList(hostList, config.client), perHost, (target) =>
         setUp(hosts.clientFor(config.client, target), `${target.host}:${target.port}/${database}`), hosts.roleOf)
       : setUp(config.client, config.describe)
+
+    const walkBounds = (ms: number) =>
+      options.initializationFailTimeout === undefined && config.settings.initializationFailTimeout !== undefined
+        ? { createTimeout: ms, initializationFailTimeout: ms }
+        : { createTimeout: ms }
 
     pool = yield* makePool<PgConnection, SqlError, never>({
       ...config.settings,
@@ -141,8 +169,9 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       address: hostList.targets.length > 1
         ? hostList.targets.map((target) => `${target.host}:${target.port}`).join(",")
         : `${config.pgClientConfig.host}:${config.pgClientConfig.port}`,
-      // The walk enforces createTimeout per host; the pool's bound covers the whole walk.
-      ...(walking ? { createTimeout: perHost * Math.max(1, hostList.targets.length) + 250 } : {}),
+      // The walk enforces createTimeout per host; the pool's bounds (and the start-up check's, unless
+      // given) cover the whole walk.
+      ...(walking ? walkBounds(perHost * Math.max(1, hostList.targets.length) + 250) : {}),
       acquire,
       // Runs only for connections idle longer than validateAfterIdle: a cheap round trip.
       validate: (connection) =>
@@ -157,6 +186,8 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
               : Effect.succeed(false)
         }
         : {}),
+      isRetryable: options.isRetryable ?? isRetryable,
+      ...(options.retrySchedule === undefined ? {} : { retrySchedule: options.retrySchedule }),
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent })
     })
     owner.cancelTimeout = pool.options.checkTimeout
@@ -325,7 +356,10 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     const listener = listenOptions instanceof SqlError
       ? listenOptions
       : yield* RcRef.make({
-        acquire: listenConnection(listenOptions === options ? config : resolve(hosts.resolveHosts(listenOptions).options), name)
+        acquire: listenConnection(
+          listenOptions === options ? config : yield* resolve(hosts.resolveHosts(listenOptions).options),
+          name
+        )
       })
     const json = Statement.custom<PgClient.PgCustom>("PgJson")
 

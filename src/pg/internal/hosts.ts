@@ -138,8 +138,8 @@ export const resolveHosts = (options: Options): HostList => {
       attrs: query.get("target_session_attrs") ?? undefined,
       balance: query.get("load_balance_hosts") ?? undefined
     }
-    // A url without a host (a unix socket given as ?host=...) is pg's to read.
-    if (hostPart !== "") {
+    // One host (or none: a unix socket given as ?host=...) is pg's to read, and config's to check.
+    if (hostPart.includes(",")) {
       for (const text of hostPart.split(",")) {
         const target = parseHost(decodeURIComponent(text), defaultPort, problems)
         if (target !== undefined) {
@@ -149,7 +149,7 @@ export const resolveHosts = (options: Options): HostList => {
       }
       if (targets.length > 0) single = { ...options, url: targets[0]!.url }
     } else if (fromUrl.attrs !== undefined || fromUrl.balance !== undefined) {
-      single = { ...options, url: rewriteUrl(prefix, userinfo, "", rest) }
+      single = { ...options, url: rewriteUrl(prefix, userinfo, hostPart, rest) }
     }
   } else if (options.hosts !== undefined && options.hosts.length > 0) {
     for (const entry of options.hosts) {
@@ -192,6 +192,12 @@ export const resolveHosts = (options: Options): HostList => {
 
 /** True when set-ups must walk hosts or check roles; otherwise the plain single-host set-up runs. */
 export const needsWalk = (list: HostList): boolean => list.targets.length > 1 || list.targetSessionAttrs !== "any"
+
+/** The list to walk: one host given the plain way becomes the only target. */
+export const walkList = (list: HostList, client: pg.ClientConfig): HostList =>
+  list.targets.length > 0
+    ? list
+    : { ...list, targets: [{ host: client.host ?? "localhost", port: client.port ?? 5432, url: client.connectionString }] }
 
 /** The `pg.Client` settings for one host. */
 export const clientFor = (base: pg.ClientConfig, target: Target): pg.ClientConfig =>
