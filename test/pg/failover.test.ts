@@ -113,7 +113,7 @@ const fakeWalk = (hosts: ReadonlyArray<FakeHost>, attrs: HostList["targetSession
       return target.port
     })
   const checkRole = (port: number) => Effect.succeed(hosts[port - 1]!.role ?? primaryRole)
-  return { open, run: walk("fake", list, 500, connect, checkRole) }
+  return { open, run: walk("fake", list, 500, connect, checkRole, () => true) }
 }
 
 describe("the host walk, under TestClock", () => {
@@ -238,6 +238,22 @@ describe("a primary and a standby", () => {
       expect(noHost.rejected[2]!.reason).toBe("a primary (pg_is_in_recovery() = false)")
       expect(error.message).toContain(`pool "want-standby": no connection within 1s 500ms`)
       expect(error.message).toContain(`no host fits target_session_attrs=standby; tried 127.0.0.1:${refused} (`)
+    }))
+
+  it.live("every host failing in a way retrying cannot fix (no such database) fails the checkout at once", () =>
+    Effect.gen(function*() {
+      const { primary, standby } = cluster
+      const layer = PgPool.layer({
+        url: `postgres://postgres@${hostsOf(primary.port, standby.port)}/no_such_database?target_session_attrs=read-write`,
+        acquireTimeout: "10 seconds",
+        initializationFailTimeout: false
+      })
+      const [took, exit] = yield* Effect.timed(Effect.exit(whereAmI.pipe(Effect.provide(layer))))
+      expect(Duration.toMillis(took)).toBeLessThan(3_000)
+      const noHost = Option.getOrThrow(PgPool.noSuitableHost(failureOf(exit) as SqlError.SqlError))
+      expect(noHost.retryable).toBe(false)
+      expect(noHost.rejected.map((r) => r.reason.includes("3D000"))).toStrictEqual([true, true])
+      expect(noHost.message).toContain("none can fit by retrying (not retried)")
     }))
 
   it.live("load_balance_hosts=random spreads connections over the hosts", () =>

@@ -153,9 +153,10 @@ export const make = (
     const perHost = hosts.perHostTimeout(options)
     const walking = hosts.needsWalk(hostList) && perHost !== undefined
     const database = config.pgClientConfig.database ?? config.pgClientConfig.username ?? "postgres"
+    const setUpRetryable = options.isRetryable ?? isRetryable
     const acquire = walking
       ? hosts.walk(name, hosts.walkList(hostList, config.client), perHost, (target) =>
-        setUp(hosts.clientFor(config.client, target), `${target.host}:${target.port}/${database}`), hosts.roleOf)
+        setUp(hosts.clientFor(config.client, target), `${target.host}:${target.port}/${database}`), hosts.roleOf, setUpRetryable)
       : setUp(config.client, config.describe)
 
     const walkBounds = (ms: number) =>
@@ -186,7 +187,7 @@ export const make = (
               : Effect.succeed(false)
         }
         : {}),
-      isRetryable: options.isRetryable ?? isRetryable,
+      isRetryable: walking ? hosts.retryableWith(setUpRetryable) : setUpRetryable,
       ...(options.retrySchedule === undefined ? {} : { retrySchedule: options.retrySchedule }),
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent })
     })

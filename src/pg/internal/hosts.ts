@@ -51,6 +51,8 @@ export interface Rejection {
   readonly host: string
   readonly port: number
   readonly reason: string
+  /** False for a set-up error retrying cannot fix (wrong credentials, no such database, ...). */
+  readonly retryable: boolean
 }
 
 /**
@@ -64,11 +66,25 @@ export class NoSuitableHostError extends Data.TaggedError("NoSuitableHostError")
   readonly targetSessionAttrs: TargetSessionAttrs
   readonly rejected: ReadonlyArray<Rejection>
 }> {
+  /** Whether a later set-up could find a host: false when every host failed in a way retrying cannot fix. */
+  get retryable(): boolean {
+    return this.rejected.some((r) => r.retryable)
+  }
   override get message(): string {
     const tried = this.rejected.map((r) => `${r.host}:${r.port} (${r.reason})`).join(", ")
-    return `pool "${this.pool}": no host fits target_session_attrs=${this.targetSessionAttrs}; tried ${tried}`
+    return `pool "${this.pool}": no host fits target_session_attrs=${this.targetSessionAttrs}; tried ${tried}` +
+      (this.retryable ? "" : "; none can fit by retrying (not retried)")
   }
 }
+
+/**
+ * The pool's `isRetryable` with a host list: a `NoSuitableHostError` is
+ * retryable unless every host failed permanently; other errors as `base` says.
+ *
+ * @internal
+ */
+export const retryableWith = (base: (error: SqlError) => boolean) => (error: SqlError): boolean =>
+  error.cause instanceof NoSuitableHostError ? error.cause.retryable : base(error)
 
 /** @internal */
 export interface HostList {
@@ -255,9 +271,12 @@ const misfit = (attrs: TargetSessionAttrs, role: Role): string | undefined => {
   }
 }
 
+/** The driver's words for a set-up failure, with the SQLSTATE when the server gave one. */
 const describeError = (error: unknown): string => {
   const cause = error instanceof SqlError && error.cause !== undefined ? error.cause : error
-  return cause instanceof Error ? cause.message : String(cause)
+  const message = cause instanceof Error ? cause.message : String(cause)
+  const code = typeof cause === "object" && cause !== null && "code" in cause ? cause.code : undefined
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? `${message}, SQLSTATE ${code}` : message
 }
 
 /**
@@ -274,7 +293,8 @@ export const walk = <C>(
   list: HostList,
   timeoutMs: number,
   connect: (target: Target) => Effect.Effect<C, SqlError, Scope.Scope>,
-  checkRole: (connection: C) => Effect.Effect<Role, SqlError>
+  checkRole: (connection: C) => Effect.Effect<Role, SqlError>,
+  isRetryable: (error: SqlError) => boolean
 ): Effect.Effect<C, SqlError, Scope.Scope> =>
   Effect.gen(function*() {
     const outer = yield* Effect.scope
@@ -301,7 +321,12 @@ export const walk = <C>(
       const outcome = yield* attempt
       if (outcome._tag === "Left") {
         yield* Scope.close(scope, Exit.void)
-        rejected.push({ host: target.host, port: target.port, reason: describeError(outcome.left) })
+        rejected.push({
+          host: target.host,
+          port: target.port,
+          reason: describeError(outcome.left),
+          retryable: isRetryable(outcome.left)
+        })
         continue
       }
       const { connection, role } = outcome.right
@@ -315,7 +340,7 @@ export const walk = <C>(
         continue
       }
       yield* Scope.close(scope, Exit.void)
-      rejected.push({ host: target.host, port: target.port, reason: why })
+      rejected.push({ host: target.host, port: target.port, reason: why, retryable: true })
     }
     if (fallback !== undefined) return fallback.connection
     const error = new NoSuitableHostError({ pool, targetSessionAttrs: attrs, rejected })
