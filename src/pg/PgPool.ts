@@ -48,6 +48,7 @@ import type { PoolEvent } from "../PoolEvent.js"
 import * as internal from "./internal/client.js"
 import * as config from "./internal/config.js"
 import * as errors from "./internal/errors.js"
+import * as hosts from "./internal/hosts.js"
 
 /**
  * Where and how to connect. `url` wins over the separate fields, as in `pg`;
@@ -92,7 +93,7 @@ export type PoolSettings = { readonly [K in keyof Settings]?: Settings[K] | unde
  * @since 0.1.0
  * @category models
  */
-export interface Options extends ConnectionOptions, Omit<PoolSettings, "initializationFailTimeout"> {
+export interface Options extends ConnectionOptions, Omit<PoolSettings, "initializationFailTimeout">, ScalingOptions {
   /**
    * The start-up check: building the layer opens `max(1, minIdle)` connections
    * and fails with the set-up error if it cannot within this long, as
@@ -126,6 +127,63 @@ export interface Options extends ConnectionOptions, Omit<PoolSettings, "initiali
   /** @effect/sql-pg's name for `maxLifetime`. */
   readonly connectionTTL?: Duration.DurationInput | undefined
 }
+
+/**
+ * Beyond one server: a pooler in between, several hosts, a read pool (see
+ * docs/scaling.md). A url's `target_session_attrs` and `load_balance_hosts`
+ * win over `targetSessionAttrs` and `loadBalanceHosts`, as its hosts win
+ * over `hosts`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ScalingOptions {
+  /** `"transaction"`: connections go through a transaction-mode pooler such as PgBouncer; no session state is relied on. Default `"none"`. */
+  readonly pooler?: "none" | "transaction" | undefined
+  /** A direct server url for `listen`, needed behind a transaction-mode pooler. */
+  readonly listenUrl?: string | Redacted.Redacted | undefined
+  /** Settings applied to every transaction alone (`SET LOCAL`), in the `BEGIN`'s round trip. */
+  readonly transactionSettings?: Readonly<Record<string, string | number | boolean>> | undefined
+  /** Hosts tried in order, each `"host:port"` or `{ host, port }`; the port defaults to `port`. */
+  readonly hosts?: ReadonlyArray<string | { readonly host: string; readonly port?: number | undefined }> | undefined
+  /** Which server a connection may stay on, as libpq's `target_session_attrs`. Default `"any"`. */
+  readonly targetSessionAttrs?: TargetSessionAttrs | undefined
+  /** `"random"`: each set-up tries the hosts in a random order, as libpq's `load_balance_hosts`. Default `"disable"`. */
+  readonly loadBalanceHosts?: "disable" | "random" | undefined
+}
+
+/**
+ * libpq's `target_session_attrs`: `any`, `read-write`, `read-only`,
+ * `primary`, `standby`, `prefer-standby` (a standby if one answers, else any).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type TargetSessionAttrs = hosts.TargetSessionAttrs
+
+/**
+ * No host fitted `targetSessionAttrs`: lists each host tried and why it was
+ * rejected. Reached from a statement's `SqlError` with {@link noSuitableHost}.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const NoSuitableHostError = hosts.NoSuitableHostError
+
+/**
+ * @since 0.2.0
+ * @category errors
+ */
+export type NoSuitableHostError = hosts.NoSuitableHostError
+
+/**
+ * The {@link NoSuitableHostError} behind a failed statement, when no host
+ * fitted: directly, or as the last connection error of a `PoolTimeoutError`.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const noSuitableHost: (error: SqlError) => Option.Option<NoSuitableHostError> = hosts.noSuitableHost
 
 /**
  * The `PgClient` a `PgPool` serves, with the pool behind it.
@@ -250,3 +308,54 @@ const poolErrorTags = new Set([
   "PoolWaitQueueFullError",
   "ConnectTimeoutError"
 ])
+
+/**
+ * A second pool for reads, beside the main one: its own client under this
+ * tag, `targetSessionAttrs` "prefer-standby" and name "pg-read" unless given.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export class PgReadClient extends Context.Tag("lifeguard/pg/PgReadClient")<PgReadClient, PgPoolClient>() {}
+
+/**
+ * Provides {@link PgReadClient}: a pool that prefers standbys.
+ *
+ * @example
+ * ```ts
+ * const Live = Layer.mergeAll(
+ *   PgPool.layer({ url: "postgres://db1,db2/app?target_session_attrs=read-write" }),
+ *   PgPool.layerRead({ url: "postgres://db1,db2/app" })
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerRead = (
+  options: Options
+): Layer.Layer<PgReadClient, PoolConfigError | SqlError | ConnectTimeoutError> =>
+  Layer.scoped(PgReadClient, make({ name: "pg-read", targetSessionAttrs: "prefer-standby", ...options })).pipe(
+    Layer.provide(Reactivity.layer)
+  )
+
+/**
+ * Runs `effect` with `SqlClient` and `PgClient` served by the read pool, so
+ * code written against `SqlClient` sends its statements to a standby.
+ *
+ * @example
+ * ```ts
+ * const people = listPeople.pipe(PgPool.onReadPool)
+ * ```
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const onReadPool = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, Exclude<R, SqlClient.SqlClient | PgClient.PgClient> | PgReadClient> =>
+  Effect.flatMap(PgReadClient, (client) =>
+    effect.pipe(
+      Effect.provideService(SqlClient.SqlClient, client),
+      Effect.provideService(PgClient.PgClient, client)
+    ))

@@ -29,9 +29,9 @@ import pg from "pg"
 import Cursor from "pg-cursor"
 import type { Pool } from "../../Pool.js"
 import { make as makePool } from "../../internal/pool.js"
-import type { ConnectTimeoutError, PoolConfigError, PoolError } from "../../PoolError.js"
+import { type ConnectTimeoutError, PoolConfigError, type PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
-import { resolve } from "./config.js"
+import { defaultName, resolve } from "./config.js"
 import { close, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
 import {
   checkoutFailed,
@@ -45,7 +45,9 @@ import {
   resolver,
   sessionSettingsRejected
 } from "./errors.js"
+import * as hosts from "./hosts.js"
 import { listen, listenConnection } from "./listen.js"
+import * as pooler from "./pooler.js"
 
 type TransformRows = (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
@@ -61,8 +63,14 @@ export const make = (
   options: Options
 ): Effect.Effect<PgPoolClient, PoolConfigError | SqlError | ConnectTimeoutError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
-    const config = yield* resolve(options)
+    const hostList = hosts.resolveHosts(options)
+    const scalingProblems = [...hostList.problems, ...pooler.problems(options)]
+    if (scalingProblems.length > 0) {
+      return yield* new PoolConfigError({ pool: options.name ?? defaultName, problems: scalingProblems })
+    }
+    const config = yield* resolve(hostList.options)
     const name = config.settings.name!
+    const becameReadOnly = hosts.becameReadOnly(hostList.targetSessionAttrs)
     // Set once the pool exists; connections are only made after that.
     let pool: Pool<PgConnection, SqlError> = undefined as never
     // Bumped on every clear this adapter makes: one server shutdown clears the pool once, not once per connection.
@@ -73,9 +81,10 @@ export const make = (
     const owner: Owner & { cancelTimeout: number } = {
       name,
       cancelTimeout: 5_000,
+      unfit: becameReadOnly,
       onGone: (connection, error) => {
         // `pool` is unset while the start-up check runs inside the pool's constructor.
-        if (isServerGoingAway(error) && connection.epoch === epoch && pool !== undefined) {
+        if ((isServerGoingAway(error) || becameReadOnly(error)) && connection.epoch === epoch && pool !== undefined) {
           epoch++
           runInScope(pool.clear({ reason: error }))
         }
@@ -100,18 +109,18 @@ export const make = (
     const settleIfDirty = <A>(connection: PgConnection, result: Effect.Effect<A, SqlError>) =>
       connection.clean ? result : Effect.zipRight(settle(connection), result)
 
-    const connect = (connection: PgConnection) =>
+    const connect = (connection: PgConnection, describe: string) =>
       Effect.async<void, SqlError>((resume) => {
         connection.connect((error) => {
           if (!error) return resume(Effect.void)
-          if (codeOf(error) !== "ENOTFOUND") return resume(Effect.fail(connectFailed(name, config.describe, error)))
+          if (codeOf(error) !== "ENOTFOUND") return resume(Effect.fail(connectFailed(name, describe, error)))
           // A resolver can fail once and answer the next time: only a second ENOTFOUND is permanent.
           const host = (error as { readonly hostname?: string }).hostname ?? connection.host
           resume(Effect.flatMap(
             Effect.promise(() => resolver.notFound(host)),
             (notFound) =>
               Effect.fail(
-                notFound ? hostNotFound(name, config.describe, host, error) : connectFailed(name, config.describe, error)
+                notFound ? hostNotFound(name, describe, host, error) : connectFailed(name, describe, error)
               )
           ))
         })
@@ -128,20 +137,42 @@ export const make = (
       )
     }
 
-    const acquire = Effect.gen(function*() {
-      const connection = new PgConnection(config.client, owner)
-      connection.epoch = epoch
-      connection.cancelAndSettle = Effect.zipRight(connection.cancelQuery, settle(connection))
-      // Registered before connecting, so a set-up cut short by createTimeout still closes the socket.
-      yield* Effect.addFinalizer(() => close(connection))
-      yield* connect(connection)
-      yield* applySessionSettings(connection)
-      return connection
-    })
+    const setUp = (client: pg.ClientConfig, describe: string) =>
+      Effect.gen(function*() {
+        const connection = new PgConnection(client, owner)
+        connection.epoch = epoch
+        connection.cancelAndSettle = Effect.zipRight(connection.cancelQuery, settle(connection))
+        // Registered before connecting, so a set-up cut short by createTimeout still closes the socket.
+        yield* Effect.addFinalizer(() => close(connection))
+        yield* connect(connection, describe)
+        yield* applySessionSettings(connection)
+        return connection
+      })
+
+    // A host list (or a role to check) walks the hosts, createTimeout for each; one host is set up directly.
+    const perHost = hosts.perHostTimeout(options)
+    const walking = hosts.needsWalk(hostList) && perHost !== undefined
+    const database = config.pgClientConfig.database ?? config.pgClientConfig.username ?? "postgres"
+    const setUpRetryable = options.isRetryable ?? isRetryable
+    const acquire = walking
+      ? hosts.walk(name, hosts.walkList(hostList, config.client), perHost, (target) =>
+        setUp(hosts.clientFor(config.client, target), `${target.host}:${target.port}/${database}`), hosts.roleOf, setUpRetryable)
+      : setUp(config.client, config.describe)
+
+    const walkBounds = (ms: number) =>
+      options.initializationFailTimeout === undefined && config.settings.initializationFailTimeout !== undefined
+        ? { createTimeout: ms, initializationFailTimeout: ms }
+        : { createTimeout: ms }
 
     pool = yield* makePool<PgConnection, SqlError, never>({
       ...config.settings,
-      address: `${config.pgClientConfig.host}:${config.pgClientConfig.port}`,
+      // With a host list, the event's address names every host; which one a connection is on varies.
+      address: hostList.targets.length > 1
+        ? hostList.targets.map((target) => `${target.host}:${target.port}`).join(",")
+        : `${config.pgClientConfig.host}:${config.pgClientConfig.port}`,
+      // The walk enforces createTimeout per host; the pool's bounds (and the start-up check's, unless
+      // given) cover the whole walk.
+      ...(walking ? walkBounds(perHost * Math.max(1, hostList.targets.length) + 250) : {}),
       acquire,
       // Runs only for connections idle longer than validateAfterIdle: a cheap round trip.
       validate: (connection) =>
@@ -156,7 +187,7 @@ export const make = (
               : Effect.succeed(false)
         }
         : {}),
-      isRetryable: options.isRetryable ?? isRetryable,
+      isRetryable: walking ? hosts.retryableWith(setUpRetryable) : setUpRetryable,
       ...(options.retrySchedule === undefined ? {} : { retrySchedule: options.retrySchedule }),
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent })
     })
@@ -308,6 +339,7 @@ export const make = (
 
     const client = yield* SqlClient.make({
       acquirer: Effect.succeed(pooled),
+      beginTransaction: pooler.beginStatement(options),
       transactionAcquirer: Effect.map(reserveConnection, (connection) => new PinnedConnection(connection)),
       compiler: PgClient.makeCompiler(options.transformQueryNames, options.transformJson),
       spanAttributes: [
@@ -321,7 +353,15 @@ export const make = (
       transformRows
     })
 
-    const listener = yield* RcRef.make({ acquire: listenConnection(config, name) })
+    const listenOptions = pooler.listenOptions(name, options, hostList.targets.length)
+    const listener = listenOptions instanceof SqlError
+      ? listenOptions
+      : yield* RcRef.make({
+        acquire: listenConnection(
+          listenOptions === options ? config : yield* resolve(hosts.resolveHosts(listenOptions).options),
+          name
+        )
+      })
     const json = Statement.custom<PgClient.PgCustom>("PgJson")
 
     return Object.assign(client, {
@@ -330,7 +370,8 @@ export const make = (
       // Only connections it made are ever handed to its users, so the wider type is safe to expose.
       pool: pool as unknown as Pool<pg.Client, SqlError>,
       json: (value: unknown) => json(value),
-      listen: (channel: string) => listen(listener, name, channel),
+      listen: (channel: string) =>
+        listener instanceof SqlError ? Stream.fail(listener) : listen(listener, name, channel),
       notify: (channel: string, payload: string) =>
         runPooled("SELECT pg_notify($1, $2)", [channel, payload], false, ignore)
     }) as PgPoolClient
