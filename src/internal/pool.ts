@@ -327,9 +327,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   private validate<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
     return Effect.flatMap(this.check(this.config.validate!(entry.value)), (healthy) => {
-      if (healthy) return this.deliver(entry, checkout.site, checkout.then)
-      this.inUse--
-      this.destroy(entry, "error", "validation failed")
+      // The pool may have closed it meanwhile (clear with interruptInUse, the drain deadline): never hand that out.
+      if (healthy && entry.state === "inUse") return this.deliver(entry, checkout.site, checkout.then)
+      if (entry.state === "inUse") this.closeInUse(entry, "error", "validation failed")
       return Effect.suspend(() => this.retryAfterInvalid(checkout))
     })
   }
@@ -418,7 +418,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     }
     // Closed while out (clear with interruptInUse, or the drain deadline): already accounted for.
     if (entry.state !== "inUse") return
-    this.inUse--
+    this.leftUse()
     this.metrics.connectionUse(now - entry.checkedOutAt)
     if (entry.leakWatch !== undefined) {
       entry.leakWatch.unsafeInterruptAsFork(FiberId.none)
@@ -431,8 +431,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     } else {
       this.destroy(entry, reason)
     }
-    if (this.inUse === 0 && this.allReturned !== undefined) Deferred.unsafeDone(this.allReturned, Exit.void)
     this.updateUseGauges()
+  }
+
+  /** Every way a connection stops being in use comes through here, so the drain hears of the last one. */
+  private leftUse(): void {
+    this.inUse--
+    if (this.inUse === 0 && this.allReturned !== undefined) Deferred.unsafeDone(this.allReturned, Exit.void)
   }
 
   private returnRetireReason(entry: Entry<A>, now: number, healthy: boolean): CloseReason | undefined {
@@ -689,10 +694,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.updateGauges()
   }
 
-  /** Closes a connection that is checked out; its holder's return becomes a no-op. */
-  private closeInUse(entry: Entry<A>, reason: CloseReason): void {
-    this.inUse--
-    this.destroy(entry, reason)
+  /** Closes a connection that is checked out; its holder's return becomes a no-op. Only once: it is then `closed`. */
+  private closeInUse(entry: Entry<A>, reason: CloseReason, error?: unknown): void {
+    if (entry.state !== "inUse") return
+    this.leftUse()
+    this.destroy(entry, reason, error)
   }
 
   private startLeakWatch(entry: Entry<A>, holder: string): void {
