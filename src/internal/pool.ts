@@ -317,7 +317,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     } else if (waiter.served !== undefined) {
       const entry = waiter.served
       waiter.served = undefined
-      this.checkIn(entry, true)
+      this.putBack(entry)
     }
   }
 
@@ -325,8 +325,24 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return this.config.validate !== undefined && now - entry.lastUsedAt >= this.options.validateAfterIdle
   }
 
+  /**
+   * Validates in the caller's fiber, within the checkout's one deadline
+   * (acquireTimeout) and checkTimeout. An interrupted caller gives the
+   * connection back as it found it: the check said nothing about it.
+   */
   private validate<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
-    return Effect.flatMap(this.check(this.config.validate!(entry.value)), (healthy) => {
+    const left = checkout.startedAt + this.options.acquireTimeout - this.now()
+    const deadlineFirst = left < this.options.checkTimeout
+    return Effect.flatMap(this.checkExit(this.config.validate!(entry.value), Math.max(0, left)), (exit) => {
+      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
+        this.putBack(entry)
+        return Effect.failCause(exit.cause as Cause.Cause<never>)
+      }
+      if (deadlineFirst && Exit.isFailure(exit) && Cause.isFailType(exit.cause) && Cause.isTimeoutException(exit.cause.error)) {
+        this.closeInUse(entry, "error", "validation did not finish within the checkout's acquireTimeout")
+        return this.timeoutCheckout(checkout.startedAt)
+      }
+      const healthy = Exit.isSuccess(exit) && exit.value
       // The pool may have closed it meanwhile (clear with interruptInUse, the drain deadline): never hand that out.
       if (healthy && entry.state === "inUse") return this.deliver(entry, checkout.site, checkout.then)
       if (entry.state === "inUse") this.closeInUse(entry, "error", "validation failed")
@@ -346,13 +362,36 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /** Runs a user check (validate or reset) bounded by checkTimeout; any failure counts as "broken". */
   private check(effect: Effect.Effect<boolean, unknown, R>): Effect.Effect<boolean> {
+    return Effect.map(this.checkExit(effect, this.options.checkTimeout), (exit) => Exit.isSuccess(exit) && exit.value)
+  }
+
+  private checkExit(effect: Effect.Effect<boolean, unknown, R>, limit: number): Effect.Effect<Exit.Exit<boolean, unknown>> {
     return effect.pipe(
       // Checks run inside uninterruptible regions; the timeout must still be able to stop them.
       Effect.interruptible,
-      Effect.timeout(this.options.checkTimeout),
+      Effect.timeout(Math.min(limit, this.options.checkTimeout)),
       Effect.provide(this.context),
-      Effect.catchAllCause(() => Effect.succeed(false))
+      Effect.exit
     )
+  }
+
+  private timeoutError(): PoolTimeoutError {
+    return new PoolTimeoutError({
+      pool: this.name,
+      timeout: Duration.millis(this.options.acquireTimeout),
+      maxSize: this.options.maxSize,
+      counts: this.counts(),
+      lastConnectError: this.lastConnectError,
+      createTimeout: Duration.millis(this.options.createTimeout)
+    })
+  }
+
+  /** A checkout not in the queue ran out of time (its validation overran the deadline). */
+  private timeoutCheckout(startedAt: number): Effect.Effect<never, PoolTimeoutError> {
+    const error = this.timeoutError()
+    this.counters.timeouts++
+    this.checkoutFailed(startedAt, "timeout", error)
+    return Effect.fail(error)
   }
 
   /** Takes the next idle connection, closing any that went stale, idle too long or past their lifetime. */
@@ -405,7 +444,18 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
-  private checkIn(entry: Entry<A>, healthy: boolean): void {
+  /**
+   * Returns a connection its checkout never used (the caller was interrupted
+   * as it was handed over, or while validating): no use is counted and its
+   * idle time is kept, so maxUses and validateAfterIdle see it as before.
+   */
+  private putBack(entry: Entry<A>): void {
+    if (entry.state !== "inUse") return
+    entry.uses--
+    this.checkIn(entry, true, false)
+  }
+
+  private checkIn(entry: Entry<A>, healthy: boolean, used = true): void {
     const now = this.now()
     if (this.isListened()) {
       this.emit({
@@ -419,14 +469,14 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     // Closed while out (clear with interruptInUse, or the drain deadline): already accounted for.
     if (entry.state !== "inUse") return
     this.leftUse()
-    this.metrics.connectionUse(now - entry.checkedOutAt)
+    if (used) this.metrics.connectionUse(now - entry.checkedOutAt)
     if (entry.leakWatch !== undefined) {
       entry.leakWatch.unsafeInterruptAsFork(FiberId.none)
       entry.leakWatch = undefined
     }
     const reason = this.returnRetireReason(entry, now, healthy)
     if (reason === undefined) {
-      entry.lastUsedAt = now
+      if (used) entry.lastUsedAt = now
       this.handOff(entry, now)
     } else {
       this.destroy(entry, reason)
@@ -744,14 +794,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const remaining = head.deadline - this.now()
     if (remaining > 0) return Effect.raceFirst(this.clock.sleep(Duration.millis(remaining)), this.awaitKick("timer"))
     this.waiters.poll(undefined)
-    this.failWaiter(head, "timeout", new PoolTimeoutError({
-      pool: this.name,
-      timeout: Duration.millis(this.options.acquireTimeout),
-      maxSize: this.options.maxSize,
-      counts: this.counts(),
-      lastConnectError: this.lastConnectError,
-      createTimeout: Duration.millis(this.options.createTimeout)
-    }))
+    this.failWaiter(head, "timeout", this.timeoutError())
     this.counters.timeouts++
     return Effect.void
   }).pipe(Effect.forever)
