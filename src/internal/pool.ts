@@ -75,6 +75,8 @@ type Then<A, X, Y, Z> = (entry: Entry<A>) => Effect.Effect<X, Y, Z>
 /** A checkout under way, as the slow paths (waiting, validation) need it. */
 interface Checkout<A, X, Y, Z> {
   readonly startedAt: number
+  /** Arrival order, kept when a failed validation sends the checkout back to the queue. */
+  readonly seq: number
   /** Restores the caller's interruptibility around the wait. */
   readonly restore: Restore
   /** Where `get`/`use` was called, for leak reports (only with leak detection on). */
@@ -106,6 +108,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private liveWaiters = 0
   private abandonedInQueue = 0
   private nextConnectionId = 0
+  private nextSeq = 0
   private lastConnectError: unknown = undefined
   private subscribers = 0
   private timerKick: Deferred.Deferred<void> | undefined = undefined
@@ -206,11 +209,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         this.markCheckedOut(entry, startedAt, startedAt)
         // The fast path hands out without building a Checkout record.
         return this.needsValidation(entry, startedAt)
-          ? this.validate(entry, { startedAt, restore, site, then })
+          ? this.validate(entry, { startedAt, seq: this.nextSeq++, restore, site, then })
           : this.deliver(entry, site, then)
       }
     }
-    return this.wait({ startedAt, restore, site, then }, false)
+    return this.wait({ startedAt, seq: this.nextSeq++, restore, site, then }, false)
   }
 
   private handOut<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
@@ -235,9 +238,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return Effect.fail(error)
   }
 
-  private wait<X, Y, Z>(checkout: Checkout<A, X, Y, Z>, front: boolean): Effect.Effect<X, Y | PoolError | E, Z> {
+  /** Parks the checkout; `again` after a failed validation: it was admitted already and goes back to its place. */
+  private wait<X, Y, Z>(checkout: Checkout<A, X, Y, Z>, again: boolean): Effect.Effect<X, Y | PoolError | E, Z> {
     const { startedAt } = checkout
-    if (this.liveWaiters >= this.options.maxWaiters) {
+    if (!again && this.liveWaiters >= this.options.maxWaiters) {
       const error = new PoolWaitQueueFullError({ pool: this.name, maxWaiters: this.options.maxWaiters })
       this.checkoutFailed(startedAt, "waitQueueFull", error)
       return Effect.fail(error)
@@ -247,19 +251,20 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       deferred: WaiterDeferred.make(),
       startedAt,
       deadline: startedAt + this.options.acquireTimeout,
+      seq: checkout.seq,
       settled: false,
       served: undefined,
       restore: checkout.restore,
       site: checkout.site,
       then: checkout.then
     }
-    if (front) this.waiters.unshift(waiter)
+    if (again) this.waiters.insertInOrder(waiter)
     else this.waitQueue.unsafeOffer(waiter)
     this.liveWaiters++
-    this.counters.waits++
+    if (!again) this.counters.waits++
     this.metrics.waiters(this.liveWaiters)
     this.ensureCapacity()
-    if (front || this.timerParked) this.kick("timer")
+    if (again || this.timerParked) this.kick("timer")
     return Effect.matchCauseEffect(waiter.restore(WaiterDeferred.await_(waiter.deferred)), {
       onFailure: (cause) => {
         this.abandon(waiter)
@@ -350,11 +355,12 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     })
   }
 
-  /** After a failed validation the caller keeps its place: it goes to the front of the queue. */
+  /** After a failed validation the caller keeps its place: no older waiter is passed, no younger one passes it. */
   private retryAfterInvalid<X, Y, Z>(checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
     if (this.state !== "ready") return this.refuse(checkout.startedAt)
     const now = this.now()
-    const entry = this.liveWaiters === 0 ? this.takeIdle(now) : undefined
+    const head = this.liveHead()
+    const entry = head === undefined || head.seq > checkout.seq ? this.takeIdle(now) : undefined
     if (entry === undefined) return this.wait(checkout, true)
     this.markCheckedOut(entry, checkout.startedAt, now)
     return this.handOut(entry, checkout)
