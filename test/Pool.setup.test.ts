@@ -64,6 +64,7 @@ describe("set-up errors retrying cannot fix (isRetryable)", () => {
     Effect.gen(function*() {
       const { factory, pool } = yield* makeTestPool({
         isRetryable: () => false,
+        acquireTimeout: "2 hours",
         createTimeout: "1 second",
         retrySchedule: Schedule.spaced("1 second")
       })
@@ -71,20 +72,20 @@ describe("set-up errors retrying cannot fix (isRetryable)", () => {
       const fiber = yield* Effect.fork(pool.use((c) => Effect.succeed(c.id)))
       yield* settle
       yield* TestClock.adjust("1 second")
-      yield* TestClock.adjust("1 second")
+      expect((yield* pool.stats).connectFailures).toBe(1)
+      // The timed-out attempt holds its slot until it ends; then the set-up tries again.
+      yield* TestClock.adjust("1 hour")
       yield* settle
       expect(fiber.unsafePoll()).not.toBeNull()
       expect(yield* Fiber.join(fiber)).toBeGreaterThan(0)
+      expect(factory.counters().attempts).toBe(2)
     }))
 
   it.scoped("minIdle is not refilled in a busy loop after a permanent error, only at the next maintenance", () =>
     Effect.gen(function*() {
-      const { factory } = yield* makeTestPool({
-        isRetryable: permanent,
-        minIdle: 2,
-        maintenanceInterval: "10 seconds"
-      })
+      const factory = yield* TestFactory.make()
       yield* factory.failNext(1000, "bad password")
+      yield* Pool.make({ acquire: factory.acquire, isRetryable: permanent, minIdle: 2, maintenanceInterval: "10 seconds" })
       yield* settle
       const first = factory.counters().attempts
       expect(first).toBeGreaterThan(0)
@@ -161,7 +162,9 @@ describe("start-up check (initializationFailTimeout)", () => {
       const building = yield* Effect.fork(Effect.flip(Effect.scoped(Layer.build(Pool.layer(Db, {
         acquire: factory.acquire,
         createTimeout: "1 minute",
-        initializationFailTimeout: "2 seconds"
+        initializationFailTimeout: "2 seconds",
+        // The set-up never lands under the test clock: the failed layer's drain does not wait for it.
+        drainTimeout: 0
       })))))
       yield* settle
       yield* TestClock.adjust("2 seconds")
@@ -232,7 +235,8 @@ describe("timeout advice", () => {
       const { pool } = yield* makeTestPool({
         acquireTimeout: "1 second",
         createTimeout: "10 seconds",
-        connectDelay: "1 hour"
+        connectDelay: "1 hour",
+        drainTimeout: 0
       })
       const error = yield* timeoutOf(pool, "1 second")
       expect(error.message).toContain("createTimeout (10s) exceeds acquireTimeout")
