@@ -102,7 +102,9 @@ interface SetUpRun {
   readonly generation: number
   id: number
   fiber: Fiber.RuntimeFiber<void, never> | undefined
-  /** Its close was reported already (clear with interruptInUse): no second ConnectionClosed. */
+  /** Stopped by clear with interruptInUse, its close already reported: no second ConnectionClosed, no new attempt. */
+  stopped: boolean
+  /** The current attempt's ConnectionClosed was emitted. */
   reported: boolean
 }
 
@@ -137,10 +139,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private timerKick: Deferred.Deferred<void> | undefined = undefined
   private timerParked = false
   private maintenanceKick: Deferred.Deferred<void> | undefined = undefined
+  private readonly kickedEarly = { timer: false, maintenance: false }
   private allReturned: Deferred.Deferred<void> | undefined = undefined
   private drained: Deferred.Deferred<void> | undefined = undefined
-  /** Set after a set-up gave up: minIdle is not refilled until the next maintenance run, so an outage is no busy loop. */
-  private refillHeld = false
+  /** After a set-up gave up, minIdle is not refilled before this time (one maintenance interval): an outage is no busy loop. */
+  private refillHeldUntil = 0
   /** The start-up check (initializationFailTimeout) while it runs. */
   private initializing: { readonly target: number; readonly done: Deferred.Deferred<void, unknown> } | undefined =
     undefined
@@ -591,7 +594,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       this.total++
       this.pending++
       deficit--
-      const run: SetUpRun = { generation: this.generation, id: 0, fiber: undefined, reported: false }
+      const run: SetUpRun = { generation: this.generation, id: 0, fiber: undefined, stopped: false, reported: false }
       this.setUps.add(run)
       run.fiber = this.fork(this.setUp(run))
     }
@@ -601,7 +604,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   /** Idle connections the pool sets up without a waiter: minIdle, or the start-up check's target. */
   private idleWanted(): number {
     const target = this.initializing === undefined ? 0 : this.initializing.target
-    return Math.max(this.refillHeld ? 0 : this.options.minIdle, target)
+    const minIdle = this.options.minIdle > 0 && this.now() < this.refillHeldUntil ? 0 : this.options.minIdle
+    return Math.max(minIdle, target)
   }
 
   private setUpStillWanted(generation: number): boolean {
@@ -627,12 +631,18 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private setUpGaveUp(generation: number, cause: Cause.Cause<unknown>): void {
     const failure = Cause.failureOption(cause)
     const permanent = Option.isSome(failure) && !this.isRetryable(failure.value)
-    this.refillHeld = true
+    this.refillHeldUntil = this.now() + this.options.maintenanceInterval
     if (this.initializing !== undefined) {
       Deferred.unsafeDone(this.initializing.done, Exit.failCause(cause))
       this.initializing = undefined
     }
-    if (permanent) this.failAllWaitersCause("connectionError", failure.value, cause as Cause.Cause<E>)
+    if (this.liveWaiters === 0) {
+      // A background set-up (for minIdle): no checkout to tell, so the pool is cleared, as CMAP asks.
+      if (generation === this.generation && this.options.minIdle > 0) {
+        const error = Cause.squash(cause)
+        if (this.clearNow({ pause: this.options.startPaused, reason: error })) this.spawnTask(this.logCleared(error))
+      }
+    } else if (permanent) this.failAllWaitersCause("connectionError", failure.value, cause as Cause.Cause<E>)
     else if (this.setUpStillWanted(generation)) this.failOldestWaiter(cause)
   }
 
@@ -679,6 +689,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     let scheduleState: unknown = this.retrySchedule.initial
     const attempt = (restore: Restore): Effect.Effect<Made<A> | undefined, never, R> =>
       Effect.suspend(() => {
+        if (run.stopped) return Effect.succeed(undefined)
         const id = ++this.nextConnectionId
         run.id = id
         run.reported = false
@@ -723,7 +734,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
           this.pending--
           this.setUps.delete(run)
           const made = Exit.isSuccess(exit) ? exit.value[0] : undefined
-          if (made !== undefined && Exit.isSuccess(exit)) {
+          if (made !== undefined && run.stopped) {
+            // Landed after clear stopped it (its close is reported): closed without a second event.
+            this.total--
+            this.spawnTask(Scope.close(made.scope, Exit.void))
+          } else if (made !== undefined && Exit.isSuccess(exit)) {
             this.register(made.id, made.value, made.scope, generation, made.startedAt, exit.value[1])
           } else {
             this.total--
@@ -771,7 +786,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.lastConnectError = error
     this.counters.connectFailures++
     this.metrics.connectFailures(1)
-    if (!run.reported) {
+    if (!run.reported && !run.stopped) {
       run.reported = true
       this.emitIfListened(() => ({
         type: "ConnectionClosed",
@@ -792,13 +807,15 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private logConnectFailure(error: unknown): Effect.Effect<void> {
     const now = this.now()
     const message = describeError(error)
+    // The same error again, up to the numbers in it (attempt counters, ports, timings).
+    const key = message.replace(/\d+/g, "#")
     const log = this.failureLog
-    if (message === log.key && now - log.at < failureLogInterval) {
+    if (key === log.key && now - log.at < failureLogInterval) {
       log.suppressed++
       return Effect.void
     }
-    const repeats = message === log.key ? log.suppressed : 0
-    log.key = message
+    const repeats = key === log.key ? log.suppressed : 0
+    log.key = key
     log.at = now
     log.suppressed = 0
     const text = repeats === 0
@@ -832,7 +849,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.entries.set(value, entry)
     // A timeout after this is about a busy pool, not about the last failed set-up.
     this.lastConnectError = undefined
-    this.refillHeld = false
+    this.refillHeldUntil = 0
     this.counters.connectionsCreated++
     this.metrics.connectionsCreated(1)
     this.metrics.connectionSetup(now - startedAt)
@@ -981,35 +998,60 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   // --- generations, maintenance, drain -------------------------------------
 
   readonly clear = (options: ClearOptions = {}): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      if (this.state !== "ready") return Effect.void
-      const interruptInUse = options.interruptInUse ?? false
-      const stale = this.generation++
-      if (options.pause === true) this.state = "paused"
-      this.emitIfListened(() => ({
-        type: "ConnectionPoolCleared",
-        pool: this.name,
-        time: this.now(),
-        generation: this.generation,
-        interruptInUseConnections: interruptInUse
-      }))
-      this.failAllWaiters(
-        "connectionError",
-        new PoolClearedError({ pool: this.name, generation: this.generation, reason: options.reason })
-      )
-      for (const entry of this.idle.splice(0)) this.destroy(entry, "stale")
-      if (interruptInUse) {
-        for (const entry of this.entries.values()) {
-          if (entry.state === "inUse" && entry.generation <= stale) this.closeInUse(entry, "stale")
+    Effect.suspend(() => this.clearNow(options) ? this.logCleared(options.reason) : Effect.void)
+
+  private logCleared(reason: unknown): Effect.Effect<void> {
+    const log = Effect.logInfo(`pool cleared, now at generation ${this.generation}`)
+    return (reason === undefined ? log : Effect.annotateLogs(log, "reason", describeError(reason))).pipe(
+      Effect.annotateLogs("pool", this.name)
+    )
+  }
+
+  /** The clear itself, in one step; false when the pool was not ready (nothing to clear). */
+  private clearNow(options: ClearOptions): boolean {
+    if (this.state !== "ready") return false
+    const interruptInUse = options.interruptInUse ?? false
+    const stale = this.generation++
+    if (options.pause === true) this.state = "paused"
+    this.emitIfListened(() => ({
+      type: "ConnectionPoolCleared",
+      pool: this.name,
+      time: this.now(),
+      generation: this.generation,
+      interruptInUseConnections: interruptInUse
+    }))
+    if (interruptInUse) {
+      // Set-ups in flight are stopped too, each reported closed before the waiters hear of the clear.
+      for (const run of this.setUps) {
+        if (run.stopped || run.generation > stale) continue
+        run.stopped = true
+        if (run.id > 0 && !run.reported) {
+          run.reported = true
+          this.emitIfListened(() => ({
+            type: "ConnectionClosed",
+            pool: this.name,
+            time: this.now(),
+            connectionId: run.id,
+            reason: "stale"
+          }))
         }
+        run.fiber?.unsafeInterruptAsFork(FiberId.none)
       }
-      this.updateGauges()
-      this.kick("maintenance")
-      const why = options.reason === undefined ? [] : [options.reason]
-      return Effect.logInfo(`pool cleared, now at generation ${this.generation}`, ...why).pipe(
-        Effect.annotateLogs("pool", this.name)
-      )
-    })
+    }
+    this.failAllWaiters(
+      "connectionError",
+      new PoolClearedError({ pool: this.name, generation: this.generation, reason: options.reason })
+    )
+    for (const entry of this.idle.splice(0)) this.destroy(entry, "stale")
+    if (interruptInUse) {
+      for (const entry of this.entries.values()) {
+        if (entry.state === "inUse" && entry.generation <= stale) this.closeInUse(entry, "stale")
+      }
+    }
+    this.updateGauges()
+    this.kick("maintenance")
+    return true
+  }
 
   readonly ready: Effect.Effect<void> = Effect.sync(() => {
     if (this.state !== "paused") return
@@ -1028,7 +1070,6 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       else this.destroy(entry, reason)
     }
     this.idle.push(...keep)
-    this.refillHeld = false
     this.ensureCapacity()
   }
 
@@ -1039,6 +1080,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   private awaitKick(which: "timer" | "maintenance"): Effect.Effect<void> {
     return Effect.suspend(() => {
+      if (this.kickedEarly[which]) {
+        this.kickedEarly[which] = false
+        return Effect.void
+      }
       const deferred = Deferred.unsafeMake<void>(FiberId.none)
       if (which === "timer") this.timerKick = deferred
       else this.maintenanceKick = deferred
@@ -1048,7 +1093,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   private kick(which: "timer" | "maintenance"): void {
     const deferred = which === "timer" ? this.timerKick : this.maintenanceKick
-    if (deferred === undefined) return
+    if (deferred === undefined) {
+      // Not parked yet (it is still starting, or busy): the kick waits for it rather than being lost.
+      this.kickedEarly[which] = true
+      return
+    }
     if (which === "timer") this.timerKick = undefined
     else this.maintenanceKick = undefined
     Deferred.unsafeDone(deferred, Exit.void)
