@@ -786,18 +786,22 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.lastConnectError = error
     this.counters.connectFailures++
     this.metrics.connectFailures(1)
-    if (!run.reported && !run.stopped) {
-      run.reported = true
-      this.emitIfListened(() => ({
-        type: "ConnectionClosed",
-        pool: this.name,
-        time: this.now(),
-        connectionId: run.id,
-        reason: "error",
-        error
-      }))
-    }
+    if (!run.stopped) this.reportSetUpClosed(run, "error", error)
     return this.logConnectFailure(error)
+  }
+
+  /** A set-up's attempt ended without a connection: ConnectionClosed once per attempt. */
+  private reportSetUpClosed(run: SetUpRun, reason: CloseReason, error?: unknown): void {
+    if (run.reported) return
+    run.reported = true
+    this.emitIfListened(() => ({
+      type: "ConnectionClosed",
+      pool: this.name,
+      time: this.now(),
+      connectionId: run.id,
+      reason,
+      ...(error === undefined ? {} : { error })
+    }))
   }
 
   /**
@@ -1025,16 +1029,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       for (const run of this.setUps) {
         if (run.stopped || run.generation > stale) continue
         run.stopped = true
-        if (run.id > 0 && !run.reported) {
-          run.reported = true
-          this.emitIfListened(() => ({
-            type: "ConnectionClosed",
-            pool: this.name,
-            time: this.now(),
-            connectionId: run.id,
-            reason: "stale"
-          }))
-        }
+        if (run.id > 0) this.reportSetUpClosed(run, "stale")
         run.fiber?.unsafeInterruptAsFork(FiberId.none)
       }
     }
