@@ -18,8 +18,6 @@ const manifest = JSON.parse(fs.readFileSync(Path.join(repoRoot, "package.json"),
   readonly peerDependenciesMeta: Record<string, { readonly optional?: boolean }>
   readonly files: ReadonlyArray<string>
 }
-// Peers no module imports yet: the health route (@effect/platform) is on its way.
-const unusedPeers = new Set(["@effect/platform"])
 
 const server = await sharedServer()
 const work = await mkdtemp(Path.join(Os.tmpdir(), "lifeguard-package-"))
@@ -39,7 +37,11 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string, env: Nod
 const git = (args: ReadonlyArray<string>) => run("git", args, repoRoot)
 
 /** `^x.y.z` holds `version` (the only form of range the manifest uses). */
-const caretHolds = (range: string, version: string) => {
+/** A caret range, or several joined by `||` (the installed version need fit one). */
+const caretHolds = (range: string, version: string): boolean =>
+  range.split("||").some((one) => oneCaretHolds(one.trim(), version))
+
+const oneCaretHolds = (range: string, version: string) => {
   const [lo, v] = [range.replace(/^\^/, ""), version].map((s) => s.split(/[.-]/).slice(0, 3).map(Number))
   if (!range.startsWith("^") || lo!.some(Number.isNaN)) throw new Error(`unexpected range ${range}`)
   const [major, minor, patch] = v!
@@ -93,7 +95,7 @@ describe("the npm package", () => {
       readonly files: ReadonlyArray<{ readonly path: string }>
     }>
     const shipped = packed[0]!.files.map((f) => f.path)
-    for (const file of ["package.json", "README.md", "LICENSE", "dist/index.js", "dist/index.d.ts", "dist/pg/index.js", "dist/testing/index.js"]) {
+    for (const file of ["package.json", "README.md", "LICENSE", "dist/index.js", "dist/index.d.ts", "dist/pg/index.js", "dist/testing/index.js", "dist/http/index.js", "dist/mongodb/index.js"]) {
       expect(shipped, file).toContain(file)
     }
     expect(shipped.filter((f) => f.startsWith("test/") || f.startsWith("scripts/"))).toStrictEqual([])
@@ -108,7 +110,7 @@ describe("the npm package", () => {
       }
     }
     const peers = Object.keys(manifest.peerDependencies).sort()
-    expect([...imported].sort()).toStrictEqual(peers.filter((peer) => !unusedPeers.has(peer)))
+    expect([...imported].sort()).toStrictEqual(peers)
     for (const peer of peers) {
       const version = (JSON.parse(fs.readFileSync(Path.join(modules, peer, "package.json"), "utf8")) as { version: string }).version
       expect(caretHolds(manifest.peerDependencies[peer]!, version), `${peer}@${version} in ${manifest.peerDependencies[peer]}`).toBe(true)
