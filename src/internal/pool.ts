@@ -712,12 +712,18 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
             const cause: Cause.Cause<unknown> = Option.isSome(outcome) && Exit.isFailure(outcome.value)
               ? outcome.value.cause
               : Cause.fail(new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(this.options.createTimeout) }))
-            return Effect.zipRight(
-              this.connectFailed(run, cause),
-              Effect.flatMap(this.retryAt(generation, cause, scheduleState), (next) => {
-                if (next === undefined) return Effect.as(end(Exit.failCause(cause)), undefined)
+            // A failed acquire has ended already: close its scope first, so the waiters hear of the
+            // failure with the slot free. A timed-out one may run on: report it now, end it after.
+            const timedOut = Option.isNone(outcome)
+            const ended = timedOut ? Effect.void : end(Exit.failCause(cause))
+            const endTimedOut = timedOut ? end(Exit.failCause(cause)) : Effect.void
+            return ended.pipe(
+              Effect.zipRight(this.connectFailed(run, cause)),
+              Effect.zipRight(this.retryAt(generation, cause, scheduleState)),
+              Effect.flatMap((next) => {
+                if (next === undefined) return Effect.as(endTimedOut, undefined)
                 scheduleState = next.state
-                return end(Exit.failCause(cause)).pipe(
+                return endTimedOut.pipe(
                   Effect.zipRight(
                     Effect.suspend(() => restore(this.clock.sleep(Duration.millis(Math.max(0, next.at - this.now())))))
                   ),
