@@ -61,7 +61,7 @@ import type {
 import type { Pool } from "../Pool.js"
 import type * as PoolHealth from "../PoolHealth.js"
 import type { Settings } from "../PoolConfig.js"
-import type { PoolConfigError, PoolError } from "../PoolError.js"
+import type { ConnectTimeoutError, PoolConfigError, PoolError } from "../PoolError.js"
 import type { PoolEvent } from "../PoolEvent.js"
 import * as internal from "./internal/client.js"
 import * as collectionInternal from "./internal/collection.js"
@@ -235,7 +235,11 @@ export class CurrentLease extends Context.Tag("lifeguard/mongodb/CurrentLease")<
  */
 export const make: (
   options: Options
-) => Effect.Effect<MongoPoolClient, PoolConfigError | MongoConnectError, Scope.Scope> = internal.make
+) => Effect.Effect<
+  MongoPoolClient,
+  PoolConfigError | MongoConnectError | MongoUnavailableError | ConnectTimeoutError,
+  Scope.Scope
+> = internal.make
 
 /**
  * Provides {@link MongoPool}.
@@ -243,7 +247,9 @@ export const make: (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<MongoPool, PoolConfigError | MongoConnectError> =>
+export const layer = (
+  options: Options
+): Layer.Layer<MongoPool, PoolConfigError | MongoConnectError | MongoUnavailableError | ConnectTimeoutError> =>
   Layer.scoped(MongoPool, make(options))
 
 /**
@@ -270,7 +276,10 @@ export const configFromEnv: Config.Config<Options> = config.fromEnv
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options> = configFromEnv
-): Layer.Layer<MongoPool, PoolConfigError | MongoConnectError | ConfigError.ConfigError> =>
+): Layer.Layer<
+  MongoPool,
+  PoolConfigError | MongoConnectError | MongoUnavailableError | ConnectTimeoutError | ConfigError.ConfigError
+> =>
   Layer.scoped(MongoPool, Effect.flatMap(Config.unwrap(options), make))
 
 /**
