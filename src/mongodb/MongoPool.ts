@@ -61,7 +61,7 @@ import type {
 import type { Pool } from "../Pool.js"
 import type * as PoolHealth from "../PoolHealth.js"
 import type { Settings } from "../PoolConfig.js"
-import type { ConnectTimeoutError, PoolConfigError, PoolError } from "../PoolError.js"
+import type { PoolConfigError, PoolError } from "../PoolError.js"
 import type { PoolEvent } from "../PoolEvent.js"
 import * as internal from "./internal/client.js"
 import * as collectionInternal from "./internal/collection.js"
@@ -235,11 +235,7 @@ export class CurrentLease extends Context.Tag("lifeguard/mongodb/CurrentLease")<
  */
 export const make: (
   options: Options
-) => Effect.Effect<
-  MongoPoolClient,
-  PoolConfigError | MongoConnectError | MongoUnavailableError | ConnectTimeoutError,
-  Scope.Scope
-> = internal.make
+) => Effect.Effect<MongoPoolClient, PoolConfigError | MongoConnectError, Scope.Scope> = internal.make
 
 /**
  * Provides {@link MongoPool}.
@@ -247,9 +243,7 @@ export const make: (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
-  options: Options
-): Layer.Layer<MongoPool, PoolConfigError | MongoConnectError | MongoUnavailableError | ConnectTimeoutError> =>
+export const layer = (options: Options): Layer.Layer<MongoPool, PoolConfigError | MongoConnectError> =>
   Layer.scoped(MongoPool, make(options))
 
 /**
@@ -276,10 +270,7 @@ export const configFromEnv: Config.Config<Options> = config.fromEnv
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options> = configFromEnv
-): Layer.Layer<
-  MongoPool,
-  PoolConfigError | MongoConnectError | MongoUnavailableError | ConnectTimeoutError | ConfigError.ConfigError
-> =>
+): Layer.Layer<MongoPool, PoolConfigError | MongoConnectError | ConfigError.ConfigError> =>
   Layer.scoped(MongoPool, Effect.flatMap(Config.unwrap(options), make))
 
 /**

@@ -17,7 +17,7 @@ import { type Db, MongoClient, type TransactionOptions } from "mongodb"
 import { make as makePool } from "../../internal/pool.js"
 import * as PoolHealth from "../../PoolHealth.js"
 import type { Pool } from "../../Pool.js"
-import type { ConnectTimeoutError, PoolConfigError, PoolError } from "../../PoolError.js"
+import type { PoolConfigError, PoolError } from "../../PoolError.js"
 import type { PoolEvent } from "../../PoolEvent.js"
 import { type Capabilities, CurrentLease, type DriverEvent, type Lease, type MongoPoolClient, type MongoPoolEvent, type Options } from "../MongoPool.js"
 import { resolve } from "./config.js"
@@ -32,11 +32,7 @@ const unavailableProbe = 1_000
 /** @internal */
 export const make = (
   options: Options
-): Effect.Effect<
-  MongoPoolClient,
-  PoolConfigError | MongoConnectError | MongoUnavailableError | ConnectTimeoutError,
-  Scope.Scope
-> =>
+): Effect.Effect<MongoPoolClient, PoolConfigError | MongoConnectError, Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* resolve(options)
     const currentLeaseKey = CurrentLease.key
