@@ -26,7 +26,8 @@ export const defaults: ResolvedOptions = {
   reuse: "lifo",
   maintenanceInterval: 10_000,
   drainTimeout: 30_000,
-  startPaused: false
+  startPaused: false,
+  initializationFailTimeout: undefined
 }
 
 const durationKeys = [
@@ -40,7 +41,8 @@ const durationKeys = [
   "leakDetectionThreshold",
   "traceWaitsOver",
   "maintenanceInterval",
-  "drainTimeout"
+  "drainTimeout",
+  "initializationFailTimeout"
 ] as const
 
 /** @internal */
@@ -53,17 +55,17 @@ export const resolve = (settings: Settings): Either.Either<ResolvedOptions, Pool
   for (const key of durationKeys) {
     const input = settings[key]
     if (input === undefined) {
-      millis[key] = defaults[key]
+      millis[key] = defaults[key] ?? 0
       continue
     }
     const decoded = Duration.decodeUnknown(input)
     // Duration clamps negative numbers to zero; a negative setting is a mistake worth naming.
     if ((typeof input === "number" || typeof input === "bigint") && input < 0) {
       problems.push(`${key} must not be negative (got ${String(input)})`)
-      millis[key] = defaults[key]
+      millis[key] = defaults[key] ?? 0
     } else if (Option.isNone(decoded)) {
       problems.push(`${key} is not a duration: ${JSON.stringify(input)}`)
-      millis[key] = defaults[key]
+      millis[key] = defaults[key] ?? 0
     } else {
       millis[key] = Duration.toMillis(decoded.value)
       if (!(millis[key] >= 0)) problems.push(`${key} must not be negative (got ${String(input)})`)
@@ -101,7 +103,8 @@ export const resolve = (settings: Settings): Either.Either<ResolvedOptions, Pool
     maxUses,
     maxWaiters,
     reuse,
-    startPaused: settings.startPaused ?? defaults.startPaused
+    startPaused: settings.startPaused ?? defaults.startPaused,
+    initializationFailTimeout: settings.initializationFailTimeout === undefined ? undefined : millis.initializationFailTimeout
   })
 }
 
@@ -128,7 +131,8 @@ export const config = (prefix?: string): Config.Config<Settings> => {
     reuse: optional(Config.literal("lifo", "fifo")("REUSE")),
     maintenanceInterval: optional(Config.duration("MAINTENANCE_INTERVAL")),
     drainTimeout: optional(Config.duration("DRAIN_TIMEOUT")),
-    startPaused: optional(Config.boolean("START_PAUSED"))
+    startPaused: optional(Config.boolean("START_PAUSED")),
+    initializationFailTimeout: optional(Config.duration("INITIALIZATION_FAIL_TIMEOUT"))
   }).pipe(Config.map((all) => {
     const defined: Record<string, unknown> = {}
     for (const [key, value] of Object.entries(all)) if (value !== undefined) defined[key] = value

@@ -75,6 +75,8 @@ type Then<A, X, Y, Z> = (entry: Entry<A>) => Effect.Effect<X, Y, Z>
 /** A checkout under way, as the slow paths (waiting, validation) need it. */
 interface Checkout<A, X, Y, Z> {
   readonly startedAt: number
+  /** Arrival order, kept when a failed validation sends the checkout back to the queue. */
+  readonly seq: number
   /** Restores the caller's interruptibility around the wait. */
   readonly restore: Restore
   /** Where `get`/`use` was called, for leak reports (only with leak detection on). */
@@ -106,6 +108,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private liveWaiters = 0
   private abandonedInQueue = 0
   private nextConnectionId = 0
+  private nextSeq = 0
   private lastConnectError: unknown = undefined
   private subscribers = 0
   private timerKick: Deferred.Deferred<void> | undefined = undefined
@@ -113,6 +116,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private maintenanceKick: Deferred.Deferred<void> | undefined = undefined
   private allReturned: Deferred.Deferred<void> | undefined = undefined
   private drained: Deferred.Deferred<void> | undefined = undefined
+  /** Set after a set-up gave up: minIdle is not refilled until the next maintenance run, so an outage is no busy loop. */
+  private refillHeld = false
+  /** The start-up check (initializationFailTimeout) while it runs. */
+  private initializing: { readonly target: number; readonly done: Deferred.Deferred<void, unknown> } | undefined =
+    undefined
   private readonly counters = {
     checkouts: 0,
     waits: 0,
@@ -201,11 +209,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         this.markCheckedOut(entry, startedAt, startedAt)
         // The fast path hands out without building a Checkout record.
         return this.needsValidation(entry, startedAt)
-          ? this.validate(entry, { startedAt, restore, site, then })
+          ? this.validate(entry, { startedAt, seq: this.nextSeq++, restore, site, then })
           : this.deliver(entry, site, then)
       }
     }
-    return this.wait({ startedAt, restore, site, then }, false)
+    return this.wait({ startedAt, seq: this.nextSeq++, restore, site, then }, false)
   }
 
   private handOut<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
@@ -230,9 +238,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return Effect.fail(error)
   }
 
-  private wait<X, Y, Z>(checkout: Checkout<A, X, Y, Z>, front: boolean): Effect.Effect<X, Y | PoolError | E, Z> {
+  /** Parks the checkout; `again` after a failed validation: it was admitted already and goes back to its place. */
+  private wait<X, Y, Z>(checkout: Checkout<A, X, Y, Z>, again: boolean): Effect.Effect<X, Y | PoolError | E, Z> {
     const { startedAt } = checkout
-    if (this.liveWaiters >= this.options.maxWaiters) {
+    if (!again && this.liveWaiters >= this.options.maxWaiters) {
       const error = new PoolWaitQueueFullError({ pool: this.name, maxWaiters: this.options.maxWaiters })
       this.checkoutFailed(startedAt, "waitQueueFull", error)
       return Effect.fail(error)
@@ -242,19 +251,20 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       deferred: WaiterDeferred.make(),
       startedAt,
       deadline: startedAt + this.options.acquireTimeout,
+      seq: checkout.seq,
       settled: false,
       served: undefined,
       restore: checkout.restore,
       site: checkout.site,
       then: checkout.then
     }
-    if (front) this.waiters.unshift(waiter)
+    if (again) this.waiters.insertInOrder(waiter)
     else this.waitQueue.unsafeOffer(waiter)
     this.liveWaiters++
-    this.counters.waits++
+    if (!again) this.counters.waits++
     this.metrics.waiters(this.liveWaiters)
     this.ensureCapacity()
-    if (front || this.timerParked) this.kick("timer")
+    if (again || this.timerParked) this.kick("timer")
     return Effect.matchCauseEffect(waiter.restore(WaiterDeferred.await_(waiter.deferred)), {
       onFailure: (cause) => {
         this.abandon(waiter)
@@ -312,7 +322,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     } else if (waiter.served !== undefined) {
       const entry = waiter.served
       waiter.served = undefined
-      this.checkIn(entry, true)
+      this.putBack(entry)
     }
   }
 
@@ -320,20 +330,37 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return this.config.validate !== undefined && now - entry.lastUsedAt >= this.options.validateAfterIdle
   }
 
+  /**
+   * Validates in the caller's fiber, within the checkout's one deadline
+   * (acquireTimeout) and checkTimeout. An interrupted caller gives the
+   * connection back as it found it: the check said nothing about it.
+   */
   private validate<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
-    return Effect.flatMap(this.check(this.config.validate!(entry.value)), (healthy) => {
-      if (healthy) return this.deliver(entry, checkout.site, checkout.then)
-      this.inUse--
-      this.destroy(entry, "error", "validation failed")
+    const left = checkout.startedAt + this.options.acquireTimeout - this.now()
+    const deadlineFirst = left < this.options.checkTimeout
+    return Effect.flatMap(this.checkExit(this.config.validate!(entry.value), Math.max(0, left)), (exit) => {
+      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
+        this.putBack(entry)
+        return Effect.failCause(exit.cause as Cause.Cause<never>)
+      }
+      if (deadlineFirst && Exit.isFailure(exit) && Cause.isFailType(exit.cause) && Cause.isTimeoutException(exit.cause.error)) {
+        this.closeInUse(entry, "error", "validation did not finish within the checkout's acquireTimeout")
+        return this.timeoutCheckout(checkout.startedAt)
+      }
+      const healthy = Exit.isSuccess(exit) && exit.value
+      // The pool may have closed it meanwhile (clear with interruptInUse, the drain deadline): never hand that out.
+      if (healthy && entry.state === "inUse") return this.deliver(entry, checkout.site, checkout.then)
+      if (entry.state === "inUse") this.closeInUse(entry, "error", "validation failed")
       return Effect.suspend(() => this.retryAfterInvalid(checkout))
     })
   }
 
-  /** After a failed validation the caller keeps its place: it goes to the front of the queue. */
+  /** After a failed validation the caller keeps its place: no older waiter is passed, no younger one passes it. */
   private retryAfterInvalid<X, Y, Z>(checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
     if (this.state !== "ready") return this.refuse(checkout.startedAt)
     const now = this.now()
-    const entry = this.liveWaiters === 0 ? this.takeIdle(now) : undefined
+    const head = this.liveHead()
+    const entry = head === undefined || head.seq > checkout.seq ? this.takeIdle(now) : undefined
     if (entry === undefined) return this.wait(checkout, true)
     this.markCheckedOut(entry, checkout.startedAt, now)
     return this.handOut(entry, checkout)
@@ -341,13 +368,36 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /** Runs a user check (validate or reset) bounded by checkTimeout; any failure counts as "broken". */
   private check(effect: Effect.Effect<boolean, unknown, R>): Effect.Effect<boolean> {
+    return Effect.map(this.checkExit(effect, this.options.checkTimeout), (exit) => Exit.isSuccess(exit) && exit.value)
+  }
+
+  private checkExit(effect: Effect.Effect<boolean, unknown, R>, limit: number): Effect.Effect<Exit.Exit<boolean, unknown>> {
     return effect.pipe(
       // Checks run inside uninterruptible regions; the timeout must still be able to stop them.
       Effect.interruptible,
-      Effect.timeout(this.options.checkTimeout),
+      Effect.timeout(Math.min(limit, this.options.checkTimeout)),
       Effect.provide(this.context),
-      Effect.catchAllCause(() => Effect.succeed(false))
+      Effect.exit
     )
+  }
+
+  private timeoutError(): PoolTimeoutError {
+    return new PoolTimeoutError({
+      pool: this.name,
+      timeout: Duration.millis(this.options.acquireTimeout),
+      maxSize: this.options.maxSize,
+      counts: this.counts(),
+      lastConnectError: this.lastConnectError,
+      createTimeout: Duration.millis(this.options.createTimeout)
+    })
+  }
+
+  /** A checkout not in the queue ran out of time (its validation overran the deadline). */
+  private timeoutCheckout(startedAt: number): Effect.Effect<never, PoolTimeoutError> {
+    const error = this.timeoutError()
+    this.counters.timeouts++
+    this.checkoutFailed(startedAt, "timeout", error)
+    return Effect.fail(error)
   }
 
   /** Takes the next idle connection, closing any that went stale, idle too long or past their lifetime. */
@@ -400,7 +450,18 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
-  private checkIn(entry: Entry<A>, healthy: boolean): void {
+  /**
+   * Returns a connection its checkout never used (the caller was interrupted
+   * as it was handed over, or while validating): no use is counted and its
+   * idle time is kept, so maxUses and validateAfterIdle see it as before.
+   */
+  private putBack(entry: Entry<A>): void {
+    if (entry.state !== "inUse") return
+    entry.uses--
+    this.checkIn(entry, true, false)
+  }
+
+  private checkIn(entry: Entry<A>, healthy: boolean, used = true): void {
     const now = this.now()
     if (this.isListened()) {
       this.emit({
@@ -413,21 +474,26 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     }
     // Closed while out (clear with interruptInUse, or the drain deadline): already accounted for.
     if (entry.state !== "inUse") return
-    this.inUse--
-    this.metrics.connectionUse(now - entry.checkedOutAt)
+    this.leftUse()
+    if (used) this.metrics.connectionUse(now - entry.checkedOutAt)
     if (entry.leakWatch !== undefined) {
       entry.leakWatch.unsafeInterruptAsFork(FiberId.none)
       entry.leakWatch = undefined
     }
     const reason = this.returnRetireReason(entry, now, healthy)
     if (reason === undefined) {
-      entry.lastUsedAt = now
+      if (used) entry.lastUsedAt = now
       this.handOff(entry, now)
     } else {
       this.destroy(entry, reason)
     }
-    if (this.inUse === 0 && this.allReturned !== undefined) Deferred.unsafeDone(this.allReturned, Exit.void)
     this.updateUseGauges()
+  }
+
+  /** Every way a connection stops being in use comes through here, so the drain hears of the last one. */
+  private leftUse(): void {
+    this.inUse--
+    if (this.inUse === 0 && this.allReturned !== undefined) Deferred.unsafeDone(this.allReturned, Exit.void)
   }
 
   private returnRetireReason(entry: Entry<A>, now: number, healthy: boolean): CloseReason | undefined {
@@ -459,6 +525,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     }
     entry.state = "idle"
     this.idle.push(entry)
+    if (this.initializing !== undefined) this.checkInitialized()
   }
 
   readonly invalidate = (connection: A): Effect.Effect<void> =>
@@ -477,7 +544,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   /** Starts set-ups while waiters (and minIdle) want more than idle and pending cover, within the limits. */
   private ensureCapacity(): void {
     if (this.state !== "ready") return
-    let deficit = this.liveWaiters + this.options.minIdle - this.idle.length - this.pending
+    let deficit = this.liveWaiters + this.idleWanted() - this.idle.length - this.pending
     if (deficit <= 0 || this.total >= this.options.maxSize || this.pending >= this.options.maxConnecting) return
     while (deficit > 0 && this.total < this.options.maxSize && this.pending < this.options.maxConnecting) {
       this.total++
@@ -488,9 +555,73 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.updateGauges()
   }
 
+  /** Idle connections the pool sets up without a waiter: minIdle, or the start-up check's target. */
+  private idleWanted(): number {
+    const target = this.initializing === undefined ? 0 : this.initializing.target
+    return Math.max(this.refillHeld ? 0 : this.options.minIdle, target)
+  }
+
   private setUpStillWanted(generation: number): boolean {
     return this.state === "ready" && generation === this.generation &&
-      this.liveWaiters + this.options.minIdle > this.idle.length + this.pending - 1
+      this.liveWaiters + this.idleWanted() > this.idle.length + this.pending - 1
+  }
+
+  /** Retrying cannot fix an error the user's isRetryable rejects; a timeout can always be retried. */
+  private isRetryable(error: unknown): boolean {
+    if (error instanceof ConnectTimeoutError || this.config.isRetryable === undefined) return true
+    try {
+      return this.config.isRetryable(error as E)
+    } catch {
+      return true
+    }
+  }
+
+  /**
+   * A set-up ended without a connection and without being interrupted. A
+   * permanent error fails every waiter now (it would fail each of them the
+   * same way); a schedule that ran out fails the oldest waiter.
+   */
+  private setUpGaveUp(generation: number, cause: Cause.Cause<unknown>): void {
+    const failure = Cause.failureOption(cause)
+    const permanent = Option.isSome(failure) && !this.isRetryable(failure.value)
+    this.refillHeld = true
+    if (this.initializing !== undefined) {
+      Deferred.unsafeDone(this.initializing.done, Exit.failCause(cause))
+      this.initializing = undefined
+    }
+    if (permanent) this.failAllWaitersCause("connectionError", failure.value, cause as Cause.Cause<E>)
+    else if (this.setUpStillWanted(generation)) this.failOldestWaiter(cause)
+  }
+
+  /**
+   * The start-up check: opens `max(1, minIdle)` connections (they stay idle)
+   * and fails with the set-up error, or ConnectTimeoutError, if it cannot
+   * within initializationFailTimeout. A permanent error fails it at once.
+   */
+  initialize(timeout: number): Effect.Effect<void, E | ConnectTimeoutError> {
+    return Effect.suspend(() => {
+      const done = Deferred.unsafeMake<void, unknown>(FiberId.none)
+      this.initializing = { target: Math.max(1, this.options.minIdle), done }
+      this.ensureCapacity()
+      this.checkInitialized()
+      return (Deferred.await(done) as Effect.Effect<void, E>).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            (this.lastConnectError as E | undefined) ??
+              new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(timeout), setting: "initializationFailTimeout" })
+        }),
+        Effect.ensuring(Effect.sync(() => {
+          this.initializing = undefined
+        }))
+      )
+    })
+  }
+
+  private checkInitialized(): void {
+    if (this.initializing !== undefined && this.idle.length >= this.initializing.target) {
+      Deferred.unsafeDone(this.initializing.done, Exit.void)
+    }
   }
 
   private setUp(generation: number): Effect.Effect<void, never, R> {
@@ -514,7 +645,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         ))
     })
     return attempt.pipe(
-      Effect.retry({ schedule: this.retrySchedule, while: () => this.setUpStillWanted(generation) }),
+      Effect.retry({
+        schedule: this.retrySchedule,
+        while: (error) => this.isRetryable(error) && this.setUpStillWanted(generation)
+      }),
       Effect.zip(Effect.randomWith((random) => random.next)),
       Effect.onExit((exit) =>
         Effect.sync(() => {
@@ -524,7 +658,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
             this.register(made.id, made.value, made.scope, generation, made.startedAt, random)
           } else {
             this.total--
-            if (!Exit.isInterrupted(exit) && this.setUpStillWanted(generation)) this.failOldestWaiter(exit.cause)
+            if (!Exit.isInterrupted(exit)) this.setUpGaveUp(generation, exit.cause)
           }
           this.ensureCapacity()
           this.updateGauges()
@@ -576,6 +710,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.entries.set(value, entry)
     // A timeout after this is about a busy pool, not about the last failed set-up.
     this.lastConnectError = undefined
+    this.refillHeld = false
     this.counters.connectionsCreated++
     this.metrics.connectionsCreated(1)
     this.metrics.connectionSetup(now - startedAt)
@@ -615,10 +750,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.updateGauges()
   }
 
-  /** Closes a connection that is checked out; its holder's return becomes a no-op. */
-  private closeInUse(entry: Entry<A>, reason: CloseReason): void {
-    this.inUse--
-    this.destroy(entry, reason)
+  /** Closes a connection that is checked out; its holder's return becomes a no-op. Only once: it is then `closed`. */
+  private closeInUse(entry: Entry<A>, reason: CloseReason, error?: unknown): void {
+    if (entry.state !== "inUse") return
+    this.leftUse()
+    this.destroy(entry, reason, error)
   }
 
   private startLeakWatch(entry: Entry<A>, holder: string): void {
@@ -664,28 +800,35 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const remaining = head.deadline - this.now()
     if (remaining > 0) return Effect.raceFirst(this.clock.sleep(Duration.millis(remaining)), this.awaitKick("timer"))
     this.waiters.poll(undefined)
-    this.failWaiter(head, "timeout", new PoolTimeoutError({
-      pool: this.name,
-      timeout: Duration.millis(this.options.acquireTimeout),
-      maxSize: this.options.maxSize,
-      counts: this.counts(),
-      lastConnectError: this.lastConnectError
-    }))
+    this.failWaiter(head, "timeout", this.timeoutError())
     this.counters.timeouts++
     return Effect.void
   }).pipe(Effect.forever)
 
   private failWaiter(waiter: Waiter<A, E>, reason: CheckOutFailedReason, error: PoolError): void {
+    this.failWaiterCause(waiter, reason, error, Cause.fail(error))
+  }
+
+  private failWaiterCause(
+    waiter: Waiter<A, E>,
+    reason: CheckOutFailedReason,
+    error: unknown,
+    cause: Cause.Cause<PoolError | E>
+  ): void {
     waiter.settled = true
     this.liveWaiters--
     this.metrics.waiters(this.liveWaiters)
     this.checkoutFailed(waiter.startedAt, reason, error)
-    Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
+    Deferred.unsafeDone(waiter.deferred, Exit.failCause(cause))
   }
 
   private failAllWaiters(reason: CheckOutFailedReason, error: PoolError): void {
+    this.failAllWaitersCause(reason, error, Cause.fail(error))
+  }
+
+  private failAllWaitersCause(reason: CheckOutFailedReason, error: unknown, cause: Cause.Cause<PoolError | E>): void {
     for (let waiter = this.waiters.poll(undefined); waiter !== undefined; waiter = this.waiters.poll(undefined)) {
-      if (!waiter.settled) this.failWaiter(waiter, reason, error)
+      if (!waiter.settled) this.failWaiterCause(waiter, reason, error, cause)
     }
     this.abandonedInQueue = 0
   }
@@ -695,11 +838,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const head = this.liveHead()
     if (head === undefined) return
     this.waiters.poll(undefined)
-    head.settled = true
-    this.liveWaiters--
-    this.metrics.waiters(this.liveWaiters)
-    this.checkoutFailed(head.startedAt, "connectionError", Cause.squash(cause))
-    Deferred.unsafeDone(head.deferred, Exit.failCause(cause as Cause.Cause<E>))
+    this.failWaiterCause(head, "connectionError", Cause.squash(cause), cause as Cause.Cause<E>)
   }
 
   private checkoutFailed(startedAt: number, reason: CheckOutFailedReason, error: unknown): void {
@@ -767,6 +906,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       else this.destroy(entry, reason)
     }
     this.idle.push(...keep)
+    this.refillHeld = false
     this.ensureCapacity()
   }
 
@@ -926,8 +1066,24 @@ const describeHolder = (fiber: Fiber.RuntimeFiber<unknown, unknown>, site: Error
     (frame === undefined ? "" : `, ${frame}`)
 }
 
-/** @internal */
-export const make = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Pool<A, E>, PoolConfigError, Scope.Scope | R> =>
+/**
+ * The constructor's two faces: without a start-up check building the pool
+ * fails only on bad options; with one it can also fail with a set-up error.
+ *
+ * @internal
+ */
+export interface Make {
+  <A, E = never, R = never>(
+    options: Options<A, E, R> & { readonly initializationFailTimeout?: undefined }
+  ): Effect.Effect<Pool<A, E>, PoolConfigError, Scope.Scope | R>
+  <A, E = never, R = never>(
+    options: Options<A, E, R>
+  ): Effect.Effect<Pool<A, E>, PoolConfigError | E | ConnectTimeoutError, Scope.Scope | R>
+}
+
+const makePool = <A, E, R>(
+  options: Options<A, E, R>
+): Effect.Effect<Pool<A, E>, PoolConfigError | E | ConnectTimeoutError, Scope.Scope | R> =>
   Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const context = yield* Effect.context<R>()
@@ -957,6 +1113,9 @@ export const make = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Pool<A, 
     // Finalizers run last-added first: drain runs before the fiber sets interrupt what is left.
     yield* Effect.addFinalizer(() => pool.drain)
     pool.start()
+    if (resolved.initializationFailTimeout !== undefined) yield* pool.initialize(resolved.initializationFailTimeout)
     return pool
   })
 
+/** @internal */
+export const make: Make = makePool as Make

@@ -42,7 +42,7 @@ import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type pg from "pg"
 import type { Pool } from "../Pool.js"
 import type { Settings } from "../PoolConfig.js"
-import type { PoolConfigError, PoolError } from "../PoolError.js"
+import type { ConnectTimeoutError, PoolConfigError, PoolError } from "../PoolError.js"
 import type { PoolEvent } from "../PoolEvent.js"
 import * as internal from "./internal/client.js"
 import * as config from "./internal/config.js"
@@ -139,7 +139,11 @@ export class PgPool extends Context.Tag("lifeguard/pg/PgPool")<PgPool, Pool<pg.C
  */
 export const make: (
   options: Options
-) => Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> = internal.make
+) => Effect.Effect<
+  PgPoolClient,
+  PoolConfigError | SqlError | ConnectTimeoutError,
+  Scope.Scope | Reactivity.Reactivity
+> = internal.make
 
 /**
  * Provides `SqlClient`, `PgClient` and {@link PgPool}.
@@ -149,7 +153,7 @@ export const make: (
  */
 export const layer = (
   options: Options
-): Layer.Layer<PgPool | PgClient.PgClient | SqlClient.SqlClient, PoolConfigError> =>
+): Layer.Layer<PgPool | PgClient.PgClient | SqlClient.SqlClient, PoolConfigError | SqlError | ConnectTimeoutError> =>
   Layer.scopedContext(Effect.map(make(options), toContext)).pipe(Layer.provide(Reactivity.layer))
 
 /**
@@ -177,7 +181,10 @@ export const configFromEnv: Config.Config<Options> = config.fromEnv
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options> = configFromEnv
-): Layer.Layer<PgPool | PgClient.PgClient | SqlClient.SqlClient, PoolConfigError | ConfigError.ConfigError> =>
+): Layer.Layer<
+  PgPool | PgClient.PgClient | SqlClient.SqlClient,
+  PoolConfigError | ConfigError.ConfigError | SqlError | ConnectTimeoutError
+> =>
   Layer.scopedContext(Effect.map(Effect.flatMap(Config.unwrap(options), make), toContext)).pipe(
     Layer.provide(Reactivity.layer)
   )

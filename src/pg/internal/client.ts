@@ -28,7 +28,7 @@ import pg from "pg"
 import Cursor from "pg-cursor"
 import type { Pool } from "../../Pool.js"
 import { make as makePool } from "../../internal/pool.js"
-import type { PoolConfigError, PoolError } from "../../PoolError.js"
+import type { ConnectTimeoutError, PoolConfigError, PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
 import { resolve } from "./config.js"
 import { close, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
@@ -52,7 +52,9 @@ const rowsOnly = (result: any) => result.rows
 const cursorBatch = 128
 
 /** @internal */
-export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
+export const make = (
+  options: Options
+): Effect.Effect<PgPoolClient, PoolConfigError | SqlError | ConnectTimeoutError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
     const config = resolve(options)
     const name = config.settings.name!
