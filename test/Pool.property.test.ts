@@ -54,19 +54,8 @@ const replaying = seed !== undefined || path !== undefined || runs < 10_000
  * shows every violation.
  */
 const knownRaces: ReadonlyArray<{ readonly race: string; readonly breaks: ReadonlyArray<Invariant> }> = [
-  {
-    race: "1: clear({ interruptInUse }) or the drain deadline closes a connection a checkout validates",
-    breaks: ["handout.closed", "scope.closedOnce", "counts.sum", "counts.nonNegative", "counts.factoryOpen"]
-  },
-  { race: "2: drain waits out drainTimeout when the last checkout fails validation", breaks: ["drain.prompt"] },
-  {
-    race: "3: a checkout interrupted while validating closes the connection as broken and takes another",
-    breaks: ["close.healthyAsBroken", "interrupt.tookAnother", "interrupt.ignored"]
-  },
   { race: "4: a set-up that stops retrying still fails the oldest waiter", breaks: ["setUp.spuriousFailure"] },
   { race: "5: a set-up that outlives its createTimeout gives up its slot", breaks: ["limits.factory"] },
-  { race: "6: two failed validations put their checkouts back in the wrong order", breaks: ["fifo"] },
-  { race: "7: a hand-off to an interrupted waiter counts as a use", breaks: ["maxUses.exact"] },
   { race: "8: a set-up still runs after the pool's scope closed", breaks: ["close.fibersLeft"] }
 ]
 const knownOpen: ReadonlyArray<Invariant> = process.env.LIFEGUARD_PROP_KNOWN === undefined

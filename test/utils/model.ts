@@ -108,8 +108,9 @@ export interface Checkout {
   state: CheckoutState
   /** Since when (model stamp) it waits in the queue; undefined while served, or while the instant is not known yet. */
   waitingSince: number | undefined
-  /** Waiting again from an instant only the next quiet moment bounds. */
+  /** Waiting again from an instant not known yet: when the pool closes `requeueOn`, or the next quiet moment. */
   requeuePending: boolean
+  requeueOn: Connection | undefined
   /** Finished waits, [from, to) in model stamps, that ended in a hand-out or in its own interruption. */
   readonly waits: Array<readonly [number, number]>
   /** How many of `waits` the FIFO check has already looked at. */
@@ -124,6 +125,8 @@ export interface Checkout {
   /** Its last validation failed and it waits again. */
   requeued: boolean
   inReset: boolean
+  /** `get` finished its hand-out (it put the return in the caller's scope) and the caller has not seen it yet. */
+  handedOver: boolean
 }
 
 /** The set-up a `ConnectionCreated` event announced, carried to the factory by the set-up fiber. */
@@ -303,14 +306,18 @@ export class Model {
     if (passed) {
       this.cover("validation.passed")
       // Closed under the validation: a correct pool makes it wait again, once its fiber sees that.
-      if (connection.closedByPool) this.requeue(checkout, connection, false)
+      if (connection.closedByPool) this.requeue(checkout, connection, "nextQuiet")
       else checkout.state = "validated"
       return
     }
-    if (Exit.isInterrupted(exit) && this.world.now - startedAt < this.limits.checkTimeout) {
+    // A check may run for checkTimeout, and no longer than what is left of the checkout's acquireTimeout.
+    const bound = Math.min(this.limits.checkTimeout, checkout.startedAt + this.limits.acquireTimeout - startedAt)
+    if (Exit.isInterrupted(exit) && this.world.now - startedAt < bound) {
       if (checkout.interruptRequested) {
+        // Its caller is gone: it waits for nothing, so no wait of its is checked for FIFO from here on.
         this.cover("validation.interruptedByCaller")
         checkout.interruptedInValidation = connection
+        return this.requeue(checkout, connection, "never")
       } else {
         this.cover("validation.interruptedByPool")
       }
@@ -322,16 +329,20 @@ export class Model {
         this.cover("validation.failedForTwoWaiters")
       }
     }
-    this.requeue(checkout, connection, true)
+    // The pool queues it again right after it closes the connection, in the checkout's fiber (not now:
+    // this runs in the check's own fiber, and the checkout's may resume after other fibers ran).
+    this.requeue(checkout, connection, "nextQuiet")
+    checkout.requeueOn = connection
   }
 
-  /** The checkout lost the connection it was served and waits again (from now, if `known`), keeping its place. */
-  private requeue(checkout: Checkout, connection: Connection, known: boolean): void {
+  /** The checkout lost the connection it was served and waits again from `since`, keeping its place. */
+  private requeue(checkout: Checkout, connection: Connection, since: "now" | "nextQuiet" | "never"): void {
     if (connection.claim === checkout) connection.claim = undefined
     checkout.connection = undefined
     checkout.state = "waiting"
-    checkout.waitingSince = known ? this.tick() : undefined
-    checkout.requeuePending = !known
+    checkout.waitingSince = since === "now" ? this.tick() : undefined
+    checkout.requeuePending = since === "nextQuiet"
+    checkout.requeueOn = undefined
   }
 
   /** A wait ends at `to`; only waits whose end the test knows exactly are kept for the FIFO check. */
@@ -339,6 +350,7 @@ export class Model {
     if (checkout.waitingSince !== undefined && to !== undefined) checkout.waits.push([checkout.waitingSince, to])
     checkout.waitingSince = undefined
     checkout.requeuePending = false
+    checkout.requeueOn = undefined
   }
 
   // --- checkouts -----------------------------------------------------------
@@ -358,6 +370,7 @@ export class Model {
       state: "waiting",
       waitingSince: undefined,
       requeuePending: false,
+      requeueOn: undefined,
       waits: [],
       waitsChecked: 0,
       serves: [],
@@ -366,9 +379,12 @@ export class Model {
       stateAtInterrupt: undefined,
       interruptedInValidation: undefined,
       requeued: false,
-      inReset: false
+      inReset: false,
+      handedOver: false
     }
     this.checkouts.push(checkout)
+    // Seen the moment the pool hands it over: `use` calls its function then, and `get` returns into a
+    // region the caller's interruption cannot enter before the connection is recorded.
     const holdIt = (connection: Connection) => {
       this.served(checkout, connection, "holding")
       const released = Deferred.await(checkout.release)
@@ -380,7 +396,12 @@ export class Model {
         })
       )
     }
-    const body = kind === "get" ? Effect.scoped(Effect.flatMap(pool.get, holdIt)) : pool.use(holdIt)
+    const body = kind === "get"
+      ? Effect.scoped(Effect.flatMap(Effect.scope, (scope) => {
+        this.watchHandOver(checkout, scope)
+        return Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(pool.get), (c) => restore(holdIt(c))))
+      }))
+      : pool.use(holdIt)
     const fiber = this.world.fork(
       Effect.suspend(() => {
         checkout.waitingSince = this.tick()
@@ -390,6 +411,22 @@ export class Model {
     checkout.fiber = fiber
     fiber.addObserver((exit) => this.ended(checkout, exit))
     return checkout
+  }
+
+  /**
+   * `get` hands a connection over by putting its return in the caller's scope. The caller's interruption
+   * can still strike as `get` returns, before the test sees the connection: the pool has handed it out
+   * all the same (it counts as a use), and the return, seen as `ConnectionCheckedIn`, says which it was.
+   */
+  private watchHandOver(checkout: Checkout, scope: Scope.Scope): void {
+    // Scope.addFinalizer(scope, f) calls this method; Effect's public type does not list it.
+    type Finalizer = (finalizer: unknown) => Effect.Effect<void>
+    const watched = scope as unknown as { addFinalizer: Finalizer }
+    const addFinalizer = watched.addFinalizer.bind(scope)
+    watched.addFinalizer = (finalizer) => {
+      if (checkout.state !== "holding") checkout.handedOver = true
+      return addFinalizer(finalizer)
+    }
   }
 
   /** The pool served the checkout a connection: to validate it, or to hold it. */
@@ -415,6 +452,7 @@ export class Model {
     }
     connection.claim = checkout
     checkout.connection = connection
+    checkout.handedOver = false
     this.endWait(checkout, connection.checkedOutAt)
     checkout.serves.push(connection.checkedOutAt)
     if (state === "holding") {
@@ -528,6 +566,15 @@ export class Model {
       }
       case "ConnectionCheckedIn": {
         const connection = this.byPoolId.get(event.connectionId)
+        const returner = this.actor()
+        if (connection !== undefined && returner?.handedOver === true) {
+          returner.handedOver = false
+          this.cover("served.interruptedAsGetReturned")
+          this.served(returner, connection, "holding")
+          returner.state = "returning"
+          connection.claim = undefined
+          return
+        }
         if (connection?.unobserved === true) {
           // Handed to a waiter that was interrupted before it could take it: its wait ended at the hand-off.
           this.cover("handOff.toInterruptedWaiter")
@@ -568,6 +615,12 @@ export class Model {
     connection.closedByPool = true
     connection.closeReason = event.reason
     connection.closedAt = this.tick()
+    const actor = this.actor()
+    if (actor?.requeueOn === connection && actor.requeuePending) {
+      actor.requeuePending = false
+      actor.requeueOn = undefined
+      actor.waitingSince = this.tick()
+    }
     this.cover(`closed.${event.reason}`)
     if (event.reason === "error" && !connection.checkFailed) {
       this.violation("close.healthyAsBroken", `the pool closed ${this.describe(connection)} as broken ("error") though every check of it passed`)
@@ -621,10 +674,11 @@ export class Model {
     for (const checkout of this.checkouts) {
       // Validated, but the connection was closed before the hand-out finished: a correct pool makes it wait again.
       const held = checkout.connection
-      if (checkout.state === "validated" && held?.closedByPool === true) this.requeue(checkout, held, false)
+      if (checkout.state === "validated" && held?.closedByPool === true) this.requeue(checkout, held, "nextQuiet")
       // The latest instant it can have started waiting again: later than the truth, so never a false alarm.
       if (checkout.requeuePending) {
         checkout.requeuePending = false
+        checkout.requeueOn = undefined
         checkout.waitingSince = this.tick()
       }
       this.checkFifo(checkout)
