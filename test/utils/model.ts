@@ -129,6 +129,19 @@ export interface Checkout {
   handedOver: boolean
 }
 
+/**
+ * The fields of an event the model reads. Events are named by `type` on some
+ * branches and by `_tag` (an Effect tagged union) on others: read either.
+ */
+interface SeenEvent {
+  readonly _tag?: string
+  readonly type?: string
+  readonly connectionId: number
+  readonly reason: string
+  readonly error?: unknown
+  readonly interruptInUseConnections: boolean
+}
+
 /** The set-up a `ConnectionCreated` event announced, carried to the factory by the set-up fiber. */
 const announcedSetUp = FiberRef.unsafeMake<number>(-1)
 /** The checkout a fiber works for, so validate and reset know who calls them. */
@@ -531,8 +544,9 @@ export class Model {
     return Option.isSome(fiber) ? fiber.value.getFiberRef(currentCheckout) : undefined
   }
 
-  readonly onEvent = (event: PoolEvent.PoolEvent): void => {
-    switch (event.type) {
+  readonly onEvent = (pooled: PoolEvent.PoolEvent): void => {
+    const event = pooled as unknown as SeenEvent
+    switch (event._tag ?? event.type) {
       case "ConnectionCreated": {
         const fiber = Fiber.getCurrentFiber()
         const settable = Option.getOrUndefined(fiber) as unknown as
@@ -600,7 +614,7 @@ export class Model {
     }
   }
 
-  private closed(event: PoolEvent.PoolEventOf<"ConnectionClosed">): void {
+  private closed(event: SeenEvent): void {
     const connection = this.byPoolId.get(event.connectionId)
     if (connection === undefined) {
       // A set-up that failed or timed out: it never became a connection the pool held.
