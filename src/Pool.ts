@@ -103,6 +103,10 @@ export interface PoolStats extends PoolCounts {
   readonly connectionsCreated: number
   readonly connectionsClosed: number
   readonly connectFailures: number
+  /** Set-ups still running when the drain's deadline passed (an acquire that cannot be interrupted). */
+  readonly setupsLeftRunning: number
+  /** Connection closes (releases) still running when the drain's deadline passed. */
+  readonly closesLeftRunning: number
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { type Duration, Effect, Exit, Fiber, Layer, Schedule, Scope, TestClock } from "effect"
+import { type Duration, Effect, Exit, Fiber, FiberRef, HashMap, HashSet, Layer, Logger, Schedule, Scope, TestClock } from "effect"
 import { Pool, type PoolError } from "../src/index.js"
 import { TestFactory } from "../src/testing/index.js"
 import { holdConnection, makeTestPool, settle } from "./utils/pool.js"
@@ -64,6 +64,7 @@ describe("set-up errors retrying cannot fix (isRetryable)", () => {
     Effect.gen(function*() {
       const { factory, pool } = yield* makeTestPool({
         isRetryable: () => false,
+        acquireTimeout: "2 hours",
         createTimeout: "1 second",
         retrySchedule: Schedule.spaced("1 second")
       })
@@ -71,20 +72,20 @@ describe("set-up errors retrying cannot fix (isRetryable)", () => {
       const fiber = yield* Effect.fork(pool.use((c) => Effect.succeed(c.id)))
       yield* settle
       yield* TestClock.adjust("1 second")
-      yield* TestClock.adjust("1 second")
+      expect((yield* pool.stats).connectFailures).toBe(1)
+      // The timed-out attempt holds its slot until it ends; then the set-up tries again.
+      yield* TestClock.adjust("1 hour")
       yield* settle
       expect(fiber.unsafePoll()).not.toBeNull()
       expect(yield* Fiber.join(fiber)).toBeGreaterThan(0)
+      expect(factory.counters().attempts).toBe(2)
     }))
 
   it.scoped("minIdle is not refilled in a busy loop after a permanent error, only at the next maintenance", () =>
     Effect.gen(function*() {
-      const { factory } = yield* makeTestPool({
-        isRetryable: permanent,
-        minIdle: 2,
-        maintenanceInterval: "10 seconds"
-      })
+      const factory = yield* TestFactory.make()
       yield* factory.failNext(1000, "bad password")
+      yield* Pool.make({ acquire: factory.acquire, isRetryable: permanent, minIdle: 2, maintenanceInterval: "10 seconds" })
       yield* settle
       const first = factory.counters().attempts
       expect(first).toBeGreaterThan(0)
@@ -161,7 +162,9 @@ describe("start-up check (initializationFailTimeout)", () => {
       const building = yield* Effect.fork(Effect.flip(Effect.scoped(Layer.build(Pool.layer(Db, {
         acquire: factory.acquire,
         createTimeout: "1 minute",
-        initializationFailTimeout: "2 seconds"
+        initializationFailTimeout: "2 seconds",
+        // The set-up never lands under the test clock: the failed layer's drain does not wait for it.
+        drainTimeout: 0
       })))))
       yield* settle
       yield* TestClock.adjust("2 seconds")
@@ -232,10 +235,94 @@ describe("timeout advice", () => {
       const { pool } = yield* makeTestPool({
         acquireTimeout: "1 second",
         createTimeout: "10 seconds",
-        connectDelay: "1 hour"
+        connectDelay: "1 hour",
+        drainTimeout: 0
       })
       const error = yield* timeoutOf(pool, "1 second")
       expect(error.message).toContain("createTimeout (10s) exceeds acquireTimeout")
       expect(error.message).toContain("being set up more slowly than acquireTimeout allows")
+    }))
+})
+
+describe("CMAP conformance", () => {
+  it.scoped("a checkout blocked by maxConnecting is served by a minIdle connection as it lands", () =>
+    Effect.gen(function*() {
+      const { ofType, pool } = yield* makeTestPool({ minIdle: 2, maxConnecting: 1, connectDelay: "100 millis" })
+      yield* settle
+      expect(ofType("ConnectionCreated")).toHaveLength(1)
+      const checkout = yield* Effect.fork(pool.use((c) => Effect.succeed(c.id)))
+      yield* settle
+      // No set-up of its own: maxConnecting is taken by the minIdle one.
+      expect(ofType("ConnectionCreated")).toHaveLength(1)
+      yield* TestClock.adjust("100 millis")
+      expect(yield* Fiber.join(checkout)).toBe(1)
+      // Let the refills land before the pool closes.
+      yield* TestClock.adjust("1 second")
+    }))
+
+  it.scoped("clear with interruptInUse stops set-ups in flight, each reported closed before the waiter fails", () =>
+    Effect.gen(function*() {
+      const { events, factory, pool } = yield* makeTestPool({ connectDelay: "1 second" })
+      const waiter = yield* Effect.fork(Effect.flip(Effect.scoped(pool.get)))
+      yield* settle
+      expect((yield* pool.stats).pending).toBe(1)
+      yield* pool.clear({ interruptInUse: true })
+      expect((yield* Fiber.join(waiter))._tag).toBe("PoolClearedError")
+      const order = events.filter((e) => e.type === "ConnectionClosed" || e.type === "ConnectionCheckOutFailed")
+      expect(order.map((e) => e.type === "ConnectionClosed" ? `closed ${e.reason}` : `failed ${e.reason}`))
+        .toStrictEqual(["closed stale", "failed connectionError"])
+      // The factory's acquire cannot be interrupted: it lands, is closed, and reports nothing more.
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      expect(factory.counters()).toMatchObject({ opened: 1, open: 0 })
+      expect(events.filter((e) => e.type === "ConnectionClosed")).toHaveLength(1)
+      expect(yield* pool.stats).toMatchObject({ total: 0, pending: 0 })
+    }))
+
+  it.scoped("a background set-up for minIdle that gives up clears the pool", () =>
+    Effect.gen(function*() {
+      const factory = yield* TestFactory.make()
+      yield* factory.failNext(1, "connection refused")
+      const events: Array<string> = []
+      const pool = yield* Pool.make({
+        acquire: factory.acquire,
+        minIdle: 1,
+        retrySchedule: Schedule.stop,
+        startPaused: true,
+        onEvent: (event) => events.push(event.type)
+      })
+      yield* pool.ready
+      yield* settle
+      expect(events).toContain("ConnectionPoolCleared")
+      expect(yield* pool.stats).toMatchObject({ generation: 1, paused: true })
+    }))
+})
+
+describe("set-up failure logs", () => {
+  it.scoped("one line each, the error as an annotation, repeats summarised at most every 30 seconds", () =>
+    Effect.gen(function*() {
+      const lines: Array<{ message: string; error: unknown }> = []
+      const logger = Logger.make(({ annotations, message }) => {
+        const text = Array.isArray(message) ? message.join(" ") : String(message)
+        if (text.includes("set-up failed")) lines.push({ message: text, error: HashMap.get(annotations, "error") })
+      })
+      const { factory, pool } = yield* Effect.locally(FiberRef.currentLoggers, HashSet.make(logger))(makeTestPool({
+        acquireTimeout: "2 minutes",
+        retrySchedule: Schedule.spaced("1 second")
+      }))
+      yield* factory.failNext(1000, "connect ECONNREFUSED 127.0.0.1:5432")
+      const waiter = yield* Effect.fork(Effect.exit(Effect.scoped(pool.get)))
+      yield* settle
+      for (let i = 0; i < 100; i++) yield* TestClock.adjust("1 second")
+      expect(factory.counters().failed).toBeGreaterThanOrEqual(100)
+      expect(lines.length).toBeGreaterThanOrEqual(2)
+      expect(lines.length).toBeLessThanOrEqual(5)
+      expect(lines[0]!.message).toBe("connection set-up failed")
+      expect(lines[1]!.message).toMatch(/^connection set-up failed again, \d+ more time\(s\) since the last report$/)
+      for (const line of lines) {
+        expect(line.message).not.toContain("\n")
+        expect(String(line.error)).toContain("ECONNREFUSED 127.0.0.1:5432")
+      }
+      yield* Fiber.interrupt(waiter)
     }))
 })

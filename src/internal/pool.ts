@@ -6,7 +6,7 @@
  * observe it half done: a connection is handed to exactly one holder, and
  * `idle + inUse + pending = total` holds between any two blocks. Work that
  * takes time (connection set-up, closing, waiting) runs in fibers the pool
- * owns: set-ups and closes in `FiberSet`s, the deadline timer and the
+ * owns: set-ups and closes in fibers the drain waits for (up to its deadline), the deadline timer and the
  * maintenance as two long-lived fibers, all under the pool's scope.
  *
  * @internal
@@ -18,13 +18,16 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import type * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ClearOptions, Pool, PoolStats, TypeId as PoolTypeId } from "../Pool.js"
@@ -67,6 +70,14 @@ interface Entry<A> {
 
 type Waiter<A, E> = WaitQueue.Waiter<Entry<A>, PoolError | E>
 
+/** A connection just set up, before the pool registers it. */
+interface Made<A> {
+  readonly id: number
+  readonly value: A
+  readonly scope: Scope.CloseableScope
+  readonly startedAt: number
+}
+
 type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
 
 /** What a checkout continues with once it holds a connection. */
@@ -85,6 +96,20 @@ interface Checkout<A, X, Y, Z> {
 }
 
 type Spawn<R> = (effect: Effect.Effect<void, never, R>) => Fiber.RuntimeFiber<void, never>
+
+/** A set-up in flight: the attempt it is on, and its fiber, which ends only once the attempt has really stopped. */
+interface SetUpRun {
+  readonly generation: number
+  id: number
+  fiber: Fiber.RuntimeFiber<void, never> | undefined
+  /** Stopped by clear with interruptInUse, its close already reported: no second ConnectionClosed, no new attempt. */
+  stopped: boolean
+  /** The current attempt's ConnectionClosed was emitted. */
+  reported: boolean
+}
+
+/** Failed set-ups log the first of a run of the same error, then at most one summary per this interval. */
+const failureLogInterval = 30_000
 
 /** Compaction of abandoned waiters starts once this many sit in the queue. */
 const compactionFloor = 64
@@ -114,10 +139,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private timerKick: Deferred.Deferred<void> | undefined = undefined
   private timerParked = false
   private maintenanceKick: Deferred.Deferred<void> | undefined = undefined
+  private readonly kickedEarly = { timer: false, maintenance: false }
   private allReturned: Deferred.Deferred<void> | undefined = undefined
   private drained: Deferred.Deferred<void> | undefined = undefined
-  /** Set after a set-up gave up: minIdle is not refilled until the next maintenance run, so an outage is no busy loop. */
-  private refillHeld = false
+  /** After a set-up gave up, minIdle is not refilled before this time (one maintenance interval): an outage is no busy loop. */
+  private refillHeldUntil = 0
   /** The start-up check (initializationFailTimeout) while it runs. */
   private initializing: { readonly target: number; readonly done: Deferred.Deferred<void, unknown> } | undefined =
     undefined
@@ -127,8 +153,19 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     timeouts: 0,
     connectionsCreated: 0,
     connectionsClosed: 0,
-    connectFailures: 0
+    connectFailures: 0,
+    setupsLeftRunning: 0,
+    closesLeftRunning: 0
   }
+  /**
+   * Pool-owned fibers the drain waits for, up to its deadline. Not a
+   * FiberSet: closing the pool's scope must not hang on an acquire or a
+   * release that never ends; the drain reports those instead.
+   */
+  private readonly setUps = new Set<SetUpRun>()
+  /** Short tasks: closing connections, leak watches, reports. */
+  private readonly tasks = new Set<Fiber.RuntimeFiber<void, never>>()
+  private readonly failureLog = { key: "", at: 0, suppressed: 0 }
   private readonly metrics: Metrics.Metrics
   private readonly retrySchedule: Schedule.Schedule<unknown, unknown, R>
 
@@ -140,11 +177,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     private readonly waiters: WaitQueue.WaiterDeque<Waiter<A, E>>,
     private readonly waitQueue: Queue.Queue<Waiter<A, E>>,
     private readonly eventHub: PubSub.PubSub<PoolEvent>,
-    private readonly setups: FiberSet.FiberSet<void>,
-    private readonly spawnSetup: Spawn<R>,
-    /** Short pool-owned tasks the drain waits for: closing connections, leak watches, reports. */
-    private readonly tasks: FiberSet.FiberSet<void>,
-    private readonly spawnTask: Spawn<never>,
+    runtime: Runtime.Runtime<R>,
     /** The long-lived fibers: deadline timer, maintenance, drain. */
     private readonly spawnBackground: Spawn<never>
   ) {
@@ -154,6 +187,17 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.retrySchedule = config.retrySchedule ?? defaultRetrySchedule
     this.detectLeaks = options.leakDetectionThreshold !== Number.POSITIVE_INFINITY
     this.plainGet = this.makeGet(undefined)
+    this.fork = Runtime.runFork(runtime)
+  }
+
+  /** Starts a fiber of the pool's own, with the context it was made in; nothing waits for it but the drain. */
+  private readonly fork: <X, Y>(effect: Effect.Effect<X, Y, R>) => Fiber.RuntimeFiber<X, Y>
+
+  private readonly spawnTask: Spawn<never> = (effect) => {
+    const fiber = this.fork(effect)
+    this.tasks.add(fiber)
+    fiber.addObserver(() => this.tasks.delete(fiber))
+    return fiber
   }
 
   // --- checkout -----------------------------------------------------------
@@ -550,7 +594,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       this.total++
       this.pending++
       deficit--
-      this.spawnSetup(this.setUp(this.generation))
+      const run: SetUpRun = { generation: this.generation, id: 0, fiber: undefined, stopped: false, reported: false }
+      this.setUps.add(run)
+      run.fiber = this.fork(this.setUp(run))
     }
     this.updateGauges()
   }
@@ -558,7 +604,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   /** Idle connections the pool sets up without a waiter: minIdle, or the start-up check's target. */
   private idleWanted(): number {
     const target = this.initializing === undefined ? 0 : this.initializing.target
-    return Math.max(this.refillHeld ? 0 : this.options.minIdle, target)
+    const minIdle = this.options.minIdle > 0 && this.now() < this.refillHeldUntil ? 0 : this.options.minIdle
+    return Math.max(minIdle, target)
   }
 
   private setUpStillWanted(generation: number): boolean {
@@ -584,12 +631,18 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private setUpGaveUp(generation: number, cause: Cause.Cause<unknown>): void {
     const failure = Cause.failureOption(cause)
     const permanent = Option.isSome(failure) && !this.isRetryable(failure.value)
-    this.refillHeld = true
+    this.refillHeldUntil = this.now() + this.options.maintenanceInterval
     if (this.initializing !== undefined) {
       Deferred.unsafeDone(this.initializing.done, Exit.failCause(cause))
       this.initializing = undefined
     }
-    if (permanent) this.failAllWaitersCause("connectionError", failure.value, cause as Cause.Cause<E>)
+    if (this.liveWaiters === 0) {
+      // A background set-up (for minIdle): no checkout to tell, so the pool is cleared, as CMAP asks.
+      if (generation === this.generation && this.options.minIdle > 0) {
+        const error = Cause.squash(cause)
+        if (this.clearNow({ pause: this.options.startPaused, reason: error })) this.spawnTask(this.logCleared(error))
+      }
+    } else if (permanent) this.failAllWaitersCause("connectionError", failure.value, cause as Cause.Cause<E>)
     else if (this.setUpStillWanted(generation)) this.failOldestWaiter(cause)
   }
 
@@ -624,41 +677,71 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     }
   }
 
-  private setUp(generation: number): Effect.Effect<void, never, R> {
-    const attempt = Effect.suspend(() => {
-      const id = ++this.nextConnectionId
-      const startedAt = this.now()
-      this.emitIfListened(() => ({ type: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
-      return Effect.flatMap(Scope.make(), (scope) =>
-        this.config.acquire.pipe(
-          Scope.extend(scope),
-          // A factory whose acquire is uninterruptible (acquireRelease) still honours createTimeout:
-          // it finishes in the background and its finalizer runs when it lands in the closed scope.
-          Effect.disconnect,
-          Effect.timeoutFail({
-            duration: this.options.createTimeout,
-            onTimeout: () => new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(this.options.createTimeout) })
-          }),
-          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)),
-          Effect.tapErrorCause((cause) => this.connectFailed(id, cause)),
-          Effect.map((value) => ({ id, value, scope, startedAt }))
-        ))
-    })
-    return attempt.pipe(
-      Effect.retry({
-        schedule: this.retrySchedule,
-        while: (error) => this.isRetryable(error) && this.setUpStillWanted(generation)
-      }),
+  /**
+   * One connection slot, from the first attempt until a connection is made or
+   * the set-up stops. Each attempt's acquire runs in a fiber of its own; an
+   * attempt that overruns createTimeout is reported at once, but its slot is
+   * held until the acquire has really ended and its scope closed, so the
+   * factory never sees more than maxConnecting set-ups or maxSize connections.
+   */
+  private setUp(run: SetUpRun): Effect.Effect<void, never, R> {
+    const generation = run.generation
+    let scheduleState: unknown = this.retrySchedule.initial
+    const attempt = (restore: Restore): Effect.Effect<Made<A> | undefined, never, R> =>
+      Effect.suspend(() => {
+        if (run.stopped) return Effect.succeed(undefined)
+        const id = ++this.nextConnectionId
+        run.id = id
+        run.reported = false
+        const startedAt = this.now()
+        this.emitIfListened(() => ({ type: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
+        const scope = Effect.runSync(Scope.make())
+        const connecting = this.fork(Scope.extend(this.config.acquire, scope))
+        // Ends the attempt for good: the acquire has stopped (an uninterruptible one, when it lands) and its scope is closed.
+        const end = (exit: Exit.Exit<unknown, unknown>) =>
+          Effect.uninterruptible(Effect.zipRight(Fiber.interrupt(connecting), Scope.close(scope, exit)))
+        return restore(Effect.timeoutOption(Fiber.await(connecting), this.options.createTimeout)).pipe(
+          Effect.onInterrupt(() => end(Exit.void)),
+          Effect.flatMap((outcome): Effect.Effect<Made<A> | undefined, never, R> => {
+            if (Option.isSome(outcome) && Exit.isSuccess(outcome.value)) {
+              return Effect.succeed({ id, value: outcome.value.value, scope, startedAt })
+            }
+            const cause: Cause.Cause<unknown> = Option.isSome(outcome) && Exit.isFailure(outcome.value)
+              ? outcome.value.cause
+              : Cause.fail(new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(this.options.createTimeout) }))
+            return Effect.zipRight(
+              this.connectFailed(run, cause),
+              Effect.flatMap(this.retryAt(generation, cause, scheduleState), (next) => {
+                if (next === undefined) return Effect.as(end(Exit.failCause(cause)), undefined)
+                scheduleState = next.state
+                return end(Exit.failCause(cause)).pipe(
+                  Effect.zipRight(
+                    Effect.suspend(() => restore(this.clock.sleep(Duration.millis(Math.max(0, next.at - this.now())))))
+                  ),
+                  Effect.zipRight(
+                    Effect.suspend(() => this.setUpStillWanted(generation) ? attempt(restore) : Effect.succeed(undefined))
+                  )
+                )
+              })
+            )
+          })
+        )
+      })
+    return Effect.uninterruptibleMask((restore) => attempt(restore)).pipe(
       Effect.zip(Effect.randomWith((random) => random.next)),
       Effect.onExit((exit) =>
         Effect.sync(() => {
           this.pending--
-          if (Exit.isSuccess(exit)) {
-            const [made, random] = exit.value
-            this.register(made.id, made.value, made.scope, generation, made.startedAt, random)
+          this.setUps.delete(run)
+          const made = Exit.isSuccess(exit) ? exit.value[0] : undefined
+          if (made !== undefined && run.stopped) {
+            // Landed after clear stopped it (its close is reported): closed without a second event.
+            this.total--
+            this.spawnTask(Scope.close(made.scope, Exit.void))
+          } else if (made !== undefined && Exit.isSuccess(exit)) {
+            this.register(made.id, made.value, made.scope, generation, made.startedAt, exit.value[1])
           } else {
             this.total--
-            if (!Exit.isInterrupted(exit)) this.setUpGaveUp(generation, exit.cause)
           }
           this.ensureCapacity()
           this.updateGauges()
@@ -669,20 +752,80 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
-  private connectFailed(id: number, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+  /**
+   * After a failed attempt, while this set-up still holds its slot: when to
+   * try again, or `undefined` to stop. A permanent error or a schedule that
+   * ran out gives up (and tells the waiters); a set-up no longer wanted
+   * stops quietly, since another one covers the waiters.
+   */
+  private retryAt(
+    generation: number,
+    cause: Cause.Cause<unknown>,
+    state: unknown
+  ): Effect.Effect<{ readonly at: number; readonly state: unknown } | undefined, never, R> {
+    return Effect.suspend(() => {
+      const failure = Cause.failureOption(cause)
+      if (Option.isNone(failure) || !this.isRetryable(failure.value)) {
+        this.setUpGaveUp(generation, cause)
+        return Effect.succeed(undefined)
+      }
+      if (!this.setUpStillWanted(generation)) return Effect.succeed(undefined)
+      const now = this.now()
+      return Effect.map(this.retrySchedule.step(now, failure.value, state), ([next, _, decision]) => {
+        if (ScheduleDecision.isDone(decision)) {
+          this.setUpGaveUp(generation, cause)
+          return undefined
+        }
+        return { at: ScheduleIntervals.start(decision.intervals), state: next }
+      })
+    })
+  }
+
+  private connectFailed(run: SetUpRun, cause: Cause.Cause<unknown>): Effect.Effect<void> {
     const error = Cause.squash(cause)
     this.lastConnectError = error
     this.counters.connectFailures++
     this.metrics.connectFailures(1)
+    if (!run.stopped) this.reportSetUpClosed(run, "error", error)
+    return this.logConnectFailure(error)
+  }
+
+  /** A set-up's attempt ended without a connection: ConnectionClosed once per attempt. */
+  private reportSetUpClosed(run: SetUpRun, reason: CloseReason, error?: unknown): void {
+    if (run.reported) return
+    run.reported = true
     this.emitIfListened(() => ({
       type: "ConnectionClosed",
       pool: this.name,
       time: this.now(),
-      connectionId: id,
-      reason: "error",
-      error
+      connectionId: run.id,
+      reason,
+      ...(error === undefined ? {} : { error })
     }))
-    return Effect.logWarning("connection set-up failed", error)
+  }
+
+  /**
+   * One line per distinct set-up error, then at most one summary per
+   * interval while the same error repeats: a long outage is not a wall of warnings.
+   */
+  private logConnectFailure(error: unknown): Effect.Effect<void> {
+    const now = this.now()
+    const message = describeError(error)
+    // The same error again, up to the numbers in it (attempt counters, ports, timings).
+    const key = message.replace(/\d+/g, "#")
+    const log = this.failureLog
+    if (key === log.key && now - log.at < failureLogInterval) {
+      log.suppressed++
+      return Effect.void
+    }
+    const repeats = key === log.key ? log.suppressed : 0
+    log.key = key
+    log.at = now
+    log.suppressed = 0
+    const text = repeats === 0
+      ? "connection set-up failed"
+      : `connection set-up failed again, ${repeats} more time(s) since the last report`
+    return Effect.logWarning(text).pipe(Effect.annotateLogs("error", message))
   }
 
   private register(
@@ -710,7 +853,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.entries.set(value, entry)
     // A timeout after this is about a busy pool, not about the last failed set-up.
     this.lastConnectError = undefined
-    this.refillHeld = false
+    this.refillHeldUntil = 0
     this.counters.connectionsCreated++
     this.metrics.connectionsCreated(1)
     this.metrics.connectionSetup(now - startedAt)
@@ -859,35 +1002,51 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   // --- generations, maintenance, drain -------------------------------------
 
   readonly clear = (options: ClearOptions = {}): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      if (this.state !== "ready") return Effect.void
-      const interruptInUse = options.interruptInUse ?? false
-      const stale = this.generation++
-      if (options.pause === true) this.state = "paused"
-      this.emitIfListened(() => ({
-        type: "ConnectionPoolCleared",
-        pool: this.name,
-        time: this.now(),
-        generation: this.generation,
-        interruptInUseConnections: interruptInUse
-      }))
-      this.failAllWaiters(
-        "connectionError",
-        new PoolClearedError({ pool: this.name, generation: this.generation, reason: options.reason })
-      )
-      for (const entry of this.idle.splice(0)) this.destroy(entry, "stale")
-      if (interruptInUse) {
-        for (const entry of this.entries.values()) {
-          if (entry.state === "inUse" && entry.generation <= stale) this.closeInUse(entry, "stale")
-        }
+    Effect.suspend(() => this.clearNow(options) ? this.logCleared(options.reason) : Effect.void)
+
+  private logCleared(reason: unknown): Effect.Effect<void> {
+    const log = Effect.logInfo(`pool cleared, now at generation ${this.generation}`)
+    return (reason === undefined ? log : Effect.annotateLogs(log, "reason", describeError(reason))).pipe(
+      Effect.annotateLogs("pool", this.name)
+    )
+  }
+
+  /** The clear itself, in one step; false when the pool was not ready (nothing to clear). */
+  private clearNow(options: ClearOptions): boolean {
+    if (this.state !== "ready") return false
+    const interruptInUse = options.interruptInUse ?? false
+    const stale = this.generation++
+    if (options.pause === true) this.state = "paused"
+    this.emitIfListened(() => ({
+      type: "ConnectionPoolCleared",
+      pool: this.name,
+      time: this.now(),
+      generation: this.generation,
+      interruptInUseConnections: interruptInUse
+    }))
+    if (interruptInUse) {
+      // Set-ups in flight are stopped too, each reported closed before the waiters hear of the clear.
+      for (const run of this.setUps) {
+        if (run.stopped || run.generation > stale) continue
+        run.stopped = true
+        if (run.id > 0) this.reportSetUpClosed(run, "stale")
+        run.fiber?.unsafeInterruptAsFork(FiberId.none)
       }
-      this.updateGauges()
-      this.kick("maintenance")
-      const why = options.reason === undefined ? [] : [options.reason]
-      return Effect.logInfo(`pool cleared, now at generation ${this.generation}`, ...why).pipe(
-        Effect.annotateLogs("pool", this.name)
-      )
-    })
+    }
+    this.failAllWaiters(
+      "connectionError",
+      new PoolClearedError({ pool: this.name, generation: this.generation, reason: options.reason })
+    )
+    for (const entry of this.idle.splice(0)) this.destroy(entry, "stale")
+    if (interruptInUse) {
+      for (const entry of this.entries.values()) {
+        if (entry.state === "inUse" && entry.generation <= stale) this.closeInUse(entry, "stale")
+      }
+    }
+    this.updateGauges()
+    this.kick("maintenance")
+    return true
+  }
 
   readonly ready: Effect.Effect<void> = Effect.sync(() => {
     if (this.state !== "paused") return
@@ -906,7 +1065,6 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       else this.destroy(entry, reason)
     }
     this.idle.push(...keep)
-    this.refillHeld = false
     this.ensureCapacity()
   }
 
@@ -917,6 +1075,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   private awaitKick(which: "timer" | "maintenance"): Effect.Effect<void> {
     return Effect.suspend(() => {
+      if (this.kickedEarly[which]) {
+        this.kickedEarly[which] = false
+        return Effect.void
+      }
       const deferred = Deferred.unsafeMake<void>(FiberId.none)
       if (which === "timer") this.timerKick = deferred
       else this.maintenanceKick = deferred
@@ -926,7 +1088,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   private kick(which: "timer" | "maintenance"): void {
     const deferred = which === "timer" ? this.timerKick : this.maintenanceKick
-    if (deferred === undefined) return
+    if (deferred === undefined) {
+      // Not parked yet (it is still starting, or busy): the kick waits for it rather than being lost.
+      this.kickedEarly[which] = true
+      return
+    }
     if (which === "timer") this.timerKick = undefined
     else this.maintenanceKick = undefined
     Deferred.unsafeDone(deferred, Exit.void)
@@ -942,6 +1108,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   })
 
   private drainNow(drained: Deferred.Deferred<void>): Effect.Effect<void> {
+    const deadline = this.now() + this.options.drainTimeout
     this.state = "closed"
     this.failAllWaiters("poolClosed", new PoolClosedError({ pool: this.name }))
     for (const entry of this.idle.splice(0)) this.destroy(entry, "poolClosed")
@@ -962,12 +1129,38 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
           )
         })
       ),
-      Effect.zipRight(FiberSet.clear(this.setups)),
-      Effect.zipRight(FiberSet.awaitEmpty(this.tasks)),
+      Effect.zipRight(Effect.suspend(() => {
+        for (const run of this.setUps) run.fiber?.unsafeInterruptAsFork(FiberId.none)
+        return this.awaitEnded(deadline)
+      })),
+      Effect.zipRight(Effect.suspend(() => this.reportLeftRunning())),
       Effect.zipRight(this.waitQueue.shutdown),
       Effect.zipRight(PubSub.shutdown(this.eventHub)),
       Effect.zipRight(Deferred.succeed(drained, undefined)),
       Effect.annotateLogs("pool", this.name)
+    )
+  }
+
+  /** Waits, until the drain's deadline, for every set-up and task to end; new tasks may start meanwhile. */
+  private awaitEnded(deadline: number): Effect.Effect<void> {
+    const next = (): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const running: Array<Fiber.RuntimeFiber<void, never>> = [...this.tasks]
+        for (const run of this.setUps) if (run.fiber !== undefined) running.push(run.fiber)
+        return running.length === 0 ? Effect.void : Effect.zipRight(Fiber.awaitAll(running), next())
+      })
+    return Effect.suspend(() => Effect.ignore(Effect.timeout(next(), Math.max(0, deadline - this.now()))))
+  }
+
+  /** "No fiber left behind": what outlived the drain's deadline is counted and logged, not silently dropped. */
+  private reportLeftRunning(): Effect.Effect<void> {
+    this.counters.setupsLeftRunning = this.setUps.size
+    this.counters.closesLeftRunning = this.tasks.size
+    if (this.setUps.size === 0 && this.tasks.size === 0) return Effect.void
+    return Effect.logWarning(
+      `drainTimeout (${Duration.format(Duration.millis(this.options.drainTimeout))}) passed with ` +
+        `${this.setUps.size} connection set-up(s) and ${this.tasks.size} close(s) still running; ` +
+        `they were interrupted and finish in the background (an acquire or release that cannot be interrupted)`
     )
   }
 
@@ -1048,6 +1241,12 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   }
 }
 
+const describeError = (error: unknown): string => {
+  if (error instanceof Error) return error.message
+  if (typeof error === "object" && error !== null && "message" in error) return String(error.message)
+  return String(error)
+}
+
 /** Who holds a connection, for leak reports: the fiber, the spans it runs in, and the call site. */
 const describeHolder = (fiber: Fiber.RuntimeFiber<unknown, unknown>, site: Error | undefined): string => {
   const spans: Array<string> = []
@@ -1090,10 +1289,7 @@ const makePool = <A, E, R>(
     const clock = yield* Effect.clock
     const background = yield* FiberSet.make<void>()
     const spawnBackground = yield* FiberSet.runtime(background)<never>()
-    const tasks = yield* FiberSet.make<void>()
-    const spawnTask = yield* FiberSet.runtime(tasks)<never>()
-    const setups = yield* FiberSet.make<void>()
-    const spawnSetup = yield* FiberSet.runtime(setups)<R>()
+    const runtime = yield* Effect.runtime<R>()
     const { deque, queue } = yield* WaitQueue.make<Waiter<A, E>>()
     const eventHub = yield* PubSub.unbounded<PoolEvent>()
     const pool = new PoolImpl(
@@ -1104,10 +1300,7 @@ const makePool = <A, E, R>(
       deque,
       queue,
       eventHub,
-      setups,
-      spawnSetup,
-      tasks,
-      spawnTask,
+      runtime,
       spawnBackground
     )
     // Finalizers run last-added first: drain runs before the fiber sets interrupt what is left.
