@@ -54,9 +54,11 @@ const replaying = seed !== undefined || path !== undefined || runs < 10_000
  * shows every violation.
  */
 const knownRaces: ReadonlyArray<{ readonly race: string; readonly breaks: ReadonlyArray<Invariant> }> = [
-  { race: "4: a set-up that stops retrying still fails the oldest waiter", breaks: ["setUp.spuriousFailure"] },
-  { race: "5: a set-up that outlives its createTimeout gives up its slot", breaks: ["limits.factory"] },
-  { race: "8: a set-up still runs after the pool's scope closed", breaks: ["close.fibersLeft"] }
+  {
+    race: "found by this test: the pool's scope closes while a checkout still validates a connection " +
+      "that clear({ interruptInUse }) or the drain deadline closed under it (the drain does not wait for it)",
+    breaks: ["close.checkoutLeft"]
+  }
 ]
 const knownOpen: ReadonlyArray<Invariant> = process.env.LIFEGUARD_PROP_KNOWN === undefined
   ? knownRaces.flatMap((known) => known.breaks)
@@ -287,6 +289,7 @@ const runPlan = (plan: Plan): Model => {
     maxUses: settings.maxUses,
     acquireTimeout: settings.acquireTimeout,
     checkTimeout: settings.checkTimeout,
+    drainTimeout: settings.drainTimeout,
     retriesForever: settings.retries === "forever"
   }, defaultSetUp)
   const scope = Effect.runSync(Scope.make())
@@ -339,6 +342,7 @@ const runPlan = (plan: Plan): Model => {
       case "Drain":
         if (drain === undefined) {
           model.cover("drain.started")
+          model.drainStartedAt = world.now
           drain = world.fork(pool.drain)
         }
         return
@@ -364,6 +368,7 @@ const runPlan = (plan: Plan): Model => {
     // Close the pool's scope with the stuck holders still holding: the drain deadline must fire.
     model.step = plan.steps.length + 1
     const bound = world.now + settings.drainTimeout + 120 + 10 * settings.checkTimeout + 1_000
+    model.drainStartedAt ??= world.now
     const closing = world.fork(Scope.close(scope, Exit.void))
     if (!runUntil(world, () => closing.unsafePoll() !== null, bound)) {
       model.violation("hang", `closing the pool's scope had not finished by ${world.now} ms`)
@@ -390,11 +395,12 @@ const report = (model: Model): string =>
   model.violations.map((v) => `  [${v.invariant}] step ${v.step} at ${v.time} ms: ${v.message}`).join("\n")
 
 describe("the pool under 10,000 random schedules", () => {
-  it("keeps every invariant, whatever is interrupted, times out, fails or is cleared", () => {
+  it("keeps every invariant, whatever is interrupted, times out, fails or is cleared", async () => {
     const started = Date.now()
-    fc.assert(
-      fc.property(planArbitrary, (plan) => {
-        schedulesRun++
+    await fc.assert(
+      fc.asyncProperty(planArbitrary, async (plan) => {
+        // The schedules run synchronously: let the worker answer vitest now and then.
+        if (++schedulesRun % 200 === 0) await new Promise((resume) => setImmediate(resume))
         const model = runPlan(plan)
         for (const [path, count] of model.coverage) coverage.set(path, (coverage.get(path) ?? 0) + count)
         const unknown = model.violations.filter((v) => !knownOpen.includes(v.invariant))
