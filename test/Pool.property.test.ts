@@ -101,7 +101,8 @@ const requiredPaths = [
   "clear.interruptInUse.during.validation",
   "drain.started",
   "drain.deadline.during.inUse",
-  "drain.deadline.during.validation"
+  "drain.deadline.during.validation",
+  "close.setUpOutlivedDrain"
 ] as const
 
 // --- schedules -------------------------------------------------------------
@@ -110,15 +111,15 @@ const settingsArbitrary = fc.record({
   maxSize: fc.integer({ min: 1, max: 4 }),
   maxConnecting: fc.integer({ min: 1, max: 3 }),
   minIdle: fc.constantFrom(0, 0, 1),
-  acquireTimeout: fc.constantFrom(15, 40, 100),
+  acquireTimeout: fc.constantFrom(15, 40, 100, 200),
   createTimeout: fc.constantFrom(10, 30),
-  checkTimeout: fc.constantFrom(8, 20, 80),
+  checkTimeout: fc.constantFrom(8, 20, 80, 80),
   /** Validate every checkout, only after 5 ms idle, or never. */
   validate: fc.constantFrom("always" as const, "always" as const, "afterIdle" as const, "never" as const),
   reset: fc.boolean(),
   maxUses: fc.constantFrom(1, 2, 3, Number.POSITIVE_INFINITY),
   retries: fc.constantFrom("forever" as const, 0, 2),
-  drainTimeout: fc.constantFrom(20, 60),
+  drainTimeout: fc.constantFrom(10, 20, 60),
   reuse: fc.constantFrom("lifo" as const, "fifo" as const),
   setUpDelay: fc.constantFrom(0, 1, 5),
   interruptibleSetUps: fc.boolean()
@@ -133,7 +134,7 @@ const hold = fc.oneof(
 const actionArbitrary = fc.oneof(
   { weight: 6, arbitrary: fc.record({ _tag: fc.constantFrom("Get" as const, "Use" as const), hold }) },
   /** Several checkouts at one instant: waiters that validate, fail and queue again side by side. */
-  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Burst" as const), count: fc.integer({ min: 2, max: 4 }), hold }) },
+  { weight: 3, arbitrary: fc.record({ _tag: fc.constant("Burst" as const), count: fc.integer({ min: 2, max: 4 }), hold }) },
   { weight: 4, arbitrary: fc.record({ _tag: fc.constant("Return" as const), pick: fc.nat() }) },
   { weight: 6, arbitrary: fc.record({ _tag: fc.constant("Advance" as const), ms: fc.constantFrom(0, 1, 2, 5, 10, 25, 60) }) },
   { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Invalidate" as const), pick: fc.nat() }) },
@@ -149,7 +150,7 @@ const actionArbitrary = fc.oneof(
     })
   },
   {
-    weight: 3,
+    weight: 4,
     arbitrary: fc.record({
       _tag: fc.constant("Checks" as const),
       count: fc.integer({ min: 1, max: 4 }),
