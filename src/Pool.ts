@@ -95,7 +95,12 @@ export interface ClearOptions {
 export interface PoolStats extends PoolCounts {
   readonly generation: number
   readonly paused: boolean
+  /** Closed to checkouts: true from the moment the drain starts. */
   readonly closed: boolean
+  /** The drain has started and not finished: connections still out are being awaited. */
+  readonly draining: boolean
+  /** Why the most recent set-up failed; `undefined` once one has succeeded since (or none failed). */
+  readonly lastConnectError: unknown
   /** Cumulative counters since the pool was made. */
   readonly checkouts: number
   readonly waits: number

@@ -97,6 +97,8 @@ export interface Options<A, E = never, R = never> extends Settings {
   readonly retrySchedule?: Schedule.Schedule<unknown, E | unknown, R>
   /** Called synchronously, in order, for every event. Keep it fast. */
   readonly onEvent?: (event: PoolEvent) => void
+  /** The server the connections go to, as `host:port`: every event carries it as CMAP's `address`. */
+  readonly address?: string
 }
 
 /**

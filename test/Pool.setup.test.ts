@@ -268,14 +268,14 @@ describe("CMAP conformance", () => {
       expect((yield* pool.stats).pending).toBe(1)
       yield* pool.clear({ interruptInUse: true })
       expect((yield* Fiber.join(waiter))._tag).toBe("PoolClearedError")
-      const order = events.filter((e) => e.type === "ConnectionClosed" || e.type === "ConnectionCheckOutFailed")
-      expect(order.map((e) => e.type === "ConnectionClosed" ? `closed ${e.reason}` : `failed ${e.reason}`))
+      const order = events.filter((e) => e._tag === "ConnectionClosed" || e._tag === "ConnectionCheckOutFailed")
+      expect(order.map((e) => e._tag === "ConnectionClosed" ? `closed ${e.reason}` : `failed ${e.reason}`))
         .toStrictEqual(["closed stale", "failed connectionError"])
       // The factory's acquire cannot be interrupted: it lands, is closed, and reports nothing more.
       yield* TestClock.adjust("1 second")
       yield* settle
       expect(factory.counters()).toMatchObject({ opened: 1, open: 0 })
-      expect(events.filter((e) => e.type === "ConnectionClosed")).toHaveLength(1)
+      expect(events.filter((e) => e._tag === "ConnectionClosed")).toHaveLength(1)
       expect(yield* pool.stats).toMatchObject({ total: 0, pending: 0 })
     }))
 
@@ -289,7 +289,7 @@ describe("CMAP conformance", () => {
         minIdle: 1,
         retrySchedule: Schedule.stop,
         startPaused: true,
-        onEvent: (event) => events.push(event.type)
+        onEvent: (event) => events.push(event._tag)
       })
       yield* pool.ready
       yield* settle

@@ -45,6 +45,7 @@ import {
 import type { CheckOutFailedReason, CloseReason, PoolEvent } from "../PoolEvent.js"
 import { resolve } from "./config.js"
 import * as WaiterDeferred from "./deferred.js"
+import { describeError } from "./describe.js"
 import * as Metrics from "./metrics.js"
 import * as WaitQueue from "./waitQueue.js"
 
@@ -147,6 +148,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   /** The start-up check (initializationFailTimeout) while it runs. */
   private initializing: { readonly target: number; readonly done: Deferred.Deferred<void, unknown> } | undefined =
     undefined
+  private drainDone = false
   private readonly counters = {
     checkouts: 0,
     waits: 0,
@@ -183,7 +185,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   ) {
     this.name = options.name
     this.state = options.startPaused ? "paused" : "ready"
-    this.metrics = Metrics.make(options.name)
+    this.metrics = Metrics.make(options)
     this.retrySchedule = config.retrySchedule ?? defaultRetrySchedule
     this.detectLeaks = options.leakDetectionThreshold !== Number.POSITIVE_INFINITY
     this.plainGet = this.makeGet(undefined)
@@ -230,8 +232,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
+  /** Epoch milliseconds, with the sub-millisecond part when the clock has one. */
   private now(): number {
-    return this.clock.unsafeCurrentTimeMillis()
+    return Number(this.clock.unsafeCurrentTimeNanos()) / 1_000_000
   }
 
   /**
@@ -245,7 +248,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     then: Then<A, X, Y, Z>
   ): Effect.Effect<X, Y | PoolError | E, Z> {
     const startedAt = this.now()
-    if (this.isListened()) this.emit({ type: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
+    if (this.isListened()) this.emit({ _tag: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
     if (this.state !== "ready") return this.refuse(startedAt)
     if (this.liveWaiters === 0) {
       const entry = this.takeIdle(startedAt)
@@ -339,14 +342,14 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         Option.fromNullable(fiber.currentSpan),
         fiber.currentContext,
         [],
-        BigInt(startedAt) * 1_000_000n,
+        BigInt(Math.round(startedAt * 1_000_000)),
         "internal"
       )
       span.attribute("lifeguard.pool", this.name)
       span.attribute("lifeguard.pool.waited_ms", now - startedAt)
       span.attribute("lifeguard.pool.in_use", this.inUse)
       span.attribute("lifeguard.pool.waiting", this.liveWaiters)
-      span.end(BigInt(now) * 1_000_000n, outcome)
+      span.end(BigInt(Math.round(now * 1_000_000)), outcome)
       return Effect.void
     })
   }
@@ -473,7 +476,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.updateUseGauges()
     if (this.isListened()) {
       this.emit({
-        type: "ConnectionCheckedOut",
+        _tag: "ConnectionCheckedOut",
         pool: this.name,
         time: now,
         connectionId: entry.id,
@@ -509,7 +512,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const now = this.now()
     if (this.isListened()) {
       this.emit({
-        type: "ConnectionCheckedIn",
+        _tag: "ConnectionCheckedIn",
         pool: this.name,
         time: now,
         connectionId: entry.id,
@@ -694,7 +697,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         run.id = id
         run.reported = false
         const startedAt = this.now()
-        this.emitIfListened(() => ({ type: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
+        this.emitIfListened(() => ({ _tag: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
         const scope = Effect.runSync(Scope.make())
         const connecting = this.fork(Scope.extend(this.config.acquire, scope))
         // Ends the attempt for good: the acquire has stopped (an uninterruptible one, when it lands) and its scope is closed.
@@ -709,12 +712,18 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
             const cause: Cause.Cause<unknown> = Option.isSome(outcome) && Exit.isFailure(outcome.value)
               ? outcome.value.cause
               : Cause.fail(new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(this.options.createTimeout) }))
-            return Effect.zipRight(
-              this.connectFailed(run, cause),
-              Effect.flatMap(this.retryAt(generation, cause, scheduleState), (next) => {
-                if (next === undefined) return Effect.as(end(Exit.failCause(cause)), undefined)
+            // A failed acquire has ended already: close its scope first, so the waiters hear of the
+            // failure with the slot free. A timed-out one may run on: report it now, end it after.
+            const timedOut = Option.isNone(outcome)
+            const ended = timedOut ? Effect.void : end(Exit.failCause(cause))
+            const endTimedOut = timedOut ? end(Exit.failCause(cause)) : Effect.void
+            return ended.pipe(
+              Effect.zipRight(this.connectFailed(run, cause)),
+              Effect.zipRight(this.retryAt(generation, cause, scheduleState)),
+              Effect.flatMap((next) => {
+                if (next === undefined) return Effect.as(endTimedOut, undefined)
                 scheduleState = next.state
-                return end(Exit.failCause(cause)).pipe(
+                return endTimedOut.pipe(
                   Effect.zipRight(
                     Effect.suspend(() => restore(this.clock.sleep(Duration.millis(Math.max(0, next.at - this.now())))))
                   ),
@@ -785,7 +794,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const error = Cause.squash(cause)
     this.lastConnectError = error
     this.counters.connectFailures++
-    this.metrics.connectFailures(1)
+    this.metrics.connectFailures(error)
     if (!run.stopped) this.reportSetUpClosed(run, "error", error)
     return this.logConnectFailure(error)
   }
@@ -795,7 +804,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     if (run.reported) return
     run.reported = true
     this.emitIfListened(() => ({
-      type: "ConnectionClosed",
+      _tag: "ConnectionClosed",
       pool: this.name,
       time: this.now(),
       connectionId: run.id,
@@ -858,7 +867,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.metrics.connectionsCreated(1)
     this.metrics.connectionSetup(now - startedAt)
     this.emitIfListened(() => ({
-      type: "ConnectionReady",
+      _tag: "ConnectionReady",
       pool: this.name,
       time: now,
       connectionId: id,
@@ -877,7 +886,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.counters.connectionsClosed++
     this.metrics.connectionsClosed(reason, 1)
     this.emitIfListened(() => ({
-      type: "ConnectionClosed",
+      _tag: "ConnectionClosed",
       pool: this.name,
       time: this.now(),
       connectionId: entry.id,
@@ -907,16 +916,19 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       Effect.sleep(threshold).pipe(
         Effect.zipRight(Effect.suspend(() => {
           this.emitIfListened(() => ({
-            type: "ConnectionLeakSuspected",
+            _tag: "ConnectionLeakSuspected",
             pool: this.name,
             time: this.now(),
             connectionId: entry.id,
             heldFor: this.now() - entry.checkedOutAt,
             checkedOutAt: holder
           }))
-          return Effect.logWarning(
-            `connection ${entry.id} of pool "${this.name}" has been checked out for longer than ` +
-              `leakDetectionThreshold (${Duration.format(threshold)}); was it returned? It was checked out ${holder}`
+          return Effect.logWarning("connection checked out for longer than leakDetectionThreshold; was it returned?").pipe(
+            Effect.annotateLogs({
+              connectionId: entry.id,
+              leakDetectionThreshold: Duration.format(threshold),
+              checkedOutBy: holder
+            })
           )
         })),
         Effect.annotateLogs("pool", this.name)
@@ -989,7 +1001,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.emitIfListened(() => {
       const now = this.now()
       return {
-        type: "ConnectionCheckOutFailed",
+        _tag: "ConnectionCheckOutFailed",
         pool: this.name,
         time: now,
         reason,
@@ -1005,9 +1017,12 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     Effect.suspend(() => this.clearNow(options) ? this.logCleared(options.reason) : Effect.void)
 
   private logCleared(reason: unknown): Effect.Effect<void> {
-    const log = Effect.logInfo(`pool cleared, now at generation ${this.generation}`)
-    return (reason === undefined ? log : Effect.annotateLogs(log, "reason", describeError(reason))).pipe(
-      Effect.annotateLogs("pool", this.name)
+    return Effect.logInfo("pool cleared").pipe(
+      Effect.annotateLogs({
+        pool: this.name,
+        generation: this.generation,
+        ...(reason === undefined ? {} : { reason: describeError(reason) })
+      })
     )
   }
 
@@ -1017,8 +1032,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const interruptInUse = options.interruptInUse ?? false
     const stale = this.generation++
     if (options.pause === true) this.state = "paused"
+    this.metrics.generation(this.generation)
     this.emitIfListened(() => ({
-      type: "ConnectionPoolCleared",
+      _tag: "ConnectionPoolCleared",
       pool: this.name,
       time: this.now(),
       generation: this.generation,
@@ -1051,7 +1067,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   readonly ready: Effect.Effect<void> = Effect.sync(() => {
     if (this.state !== "paused") return
     this.state = "ready"
-    this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolReady", pool: this.name, time: this.now() }))
     this.kick("maintenance")
   })
 
@@ -1113,7 +1129,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.failAllWaiters("poolClosed", new PoolClosedError({ pool: this.name }))
     for (const entry of this.idle.splice(0)) this.destroy(entry, "poolClosed")
     this.updateGauges()
-    this.emitIfListened(() => ({ type: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
     const allReturned = Deferred.unsafeMake<void>(FiberId.none)
     if (this.inUse === 0) Deferred.unsafeDone(allReturned, Exit.void)
     else this.allReturned = allReturned
@@ -1123,9 +1139,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         Effect.suspend(() => {
           const late = [...this.entries.values()].filter((entry) => entry.state === "inUse")
           for (const entry of late) this.closeInUse(entry, "poolClosed")
-          return Effect.logWarning(
-            `closed ${late.length} connection(s) still checked out after drainTimeout ` +
-              `(${Duration.format(Duration.millis(this.options.drainTimeout))})`
+          return Effect.logWarning("closed the connections still checked out after drainTimeout").pipe(
+            Effect.annotateLogs({
+              connections: late.length,
+              drainTimeout: Duration.format(Duration.millis(this.options.drainTimeout))
+            })
           )
         })
       ),
@@ -1136,6 +1154,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       Effect.zipRight(Effect.suspend(() => this.reportLeftRunning())),
       Effect.zipRight(this.waitQueue.shutdown),
       Effect.zipRight(PubSub.shutdown(this.eventHub)),
+      Effect.zipRight(Effect.sync(() => {
+        this.drainDone = true
+        this.metrics.close()
+      })),
       Effect.zipRight(Deferred.succeed(drained, undefined)),
       Effect.annotateLogs("pool", this.name)
     )
@@ -1158,9 +1180,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.counters.closesLeftRunning = this.tasks.size
     if (this.setUps.size === 0 && this.tasks.size === 0) return Effect.void
     return Effect.logWarning(
-      `drainTimeout (${Duration.format(Duration.millis(this.options.drainTimeout))}) passed with ` +
-        `${this.setUps.size} connection set-up(s) and ${this.tasks.size} close(s) still running; ` +
-        `they were interrupted and finish in the background (an acquire or release that cannot be interrupted)`
+      "drainTimeout passed with set-ups or closes still running; they finish in the background"
+    ).pipe(
+      Effect.annotateLogs({
+        setupsLeftRunning: this.setUps.size,
+        closesLeftRunning: this.tasks.size,
+        drainTimeout: Duration.format(Duration.millis(this.options.drainTimeout))
+      })
     )
   }
 
@@ -1181,6 +1207,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     generation: this.generation,
     paused: this.state === "paused",
     closed: this.state === "closed",
+    draining: this.drained !== undefined && !this.drainDone,
+    lastConnectError: this.lastConnectError,
     ...this.counters
   }))
 
@@ -1203,22 +1231,22 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private updateGauges(): void {
     this.updateUseGauges()
     this.metrics.pending(this.pending)
-    this.metrics.size(this.total)
   }
 
   private isListened(): boolean {
     return this.config.onEvent !== undefined || this.subscribers > 0
   }
 
-  private emit(event: PoolEvent): void {
+  private emit(made: PoolEvent): void {
+    const event = this.config.address === undefined ? made : { ...made, address: this.config.address }
     if (this.config.onEvent !== undefined) {
       try {
         this.config.onEvent(event)
       } catch (error) {
         // A listener's bug must not leave the pool half way through a hand-off.
         this.spawnTask(
-          Effect.logError(`the onEvent listener threw on ${event.type}; the event was dropped for it`, error).pipe(
-            Effect.annotateLogs("pool", this.name)
+          Effect.logError("the onEvent listener threw; the event was dropped for it", Cause.die(error)).pipe(
+            Effect.annotateLogs({ pool: this.name, event: event._tag })
           )
         )
       }
@@ -1232,19 +1260,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /** Starts the background fibers and announces the pool. */
   start(): void {
-    this.emitIfListened(() => ({ type: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
     if (this.state === "ready") {
-      this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+      this.emitIfListened(() => ({ _tag: "ConnectionPoolReady", pool: this.name, time: this.now() }))
     }
     this.spawnBackground(Effect.asVoid(this.deadlineTimer))
     this.spawnBackground(Effect.asVoid(this.maintenance))
   }
-}
-
-const describeError = (error: unknown): string => {
-  if (error instanceof Error) return error.message
-  if (typeof error === "object" && error !== null && "message" in error) return String(error.message)
-  return String(error)
 }
 
 /** Who holds a connection, for leak reports: the fiber, the spans it runs in, and the call site. */
