@@ -53,11 +53,25 @@ const replaying = seed !== undefined || path !== undefined || runs < 10_000
  * may be empty) replaces the list: LIFEGUARD_PROP_KNOWN= npx vitest run ...
  * shows every violation.
  */
-const knownRaces: ReadonlyArray<{ readonly race: string; readonly breaks: ReadonlyArray<Invariant> }> = [
+const knownRaces: ReadonlyArray<{
+  readonly race: string
+  readonly breaks: ReadonlyArray<Invariant>
+  /** Reached about once in 10,000 schedules: not required to reproduce on every run; `replay` shows it. */
+  readonly rare?: { readonly replay: string }
+}> = [
   {
     race: "found by this test: the pool's scope closes while a checkout still validates a connection " +
       "that clear({ interruptInUse }) or the drain deadline closed under it (the drain does not wait for it)",
     breaks: ["close.checkoutLeft"]
+  },
+  {
+    race: "found by this test: a caller's interrupt that lands as its checkout starts validating waits " +
+      "for the validation to end (up to checkTimeout)",
+    breaks: ["interrupt.ignoredInValidation"],
+    rare: {
+      replay: "LIFEGUARD_PROP_KNOWN= LIFEGUARD_PROP_SEED=-869176385 LIFEGUARD_PROP_PATH=" +
+        "2769:1:1:1:1:1:2:2:2:2:2:7:5:5:5:5:10:10:10:10:12:14:13:13:14:13:13:13:13:17:13:15:13:13:14:13:14:14:13:16:15:15:16:18:18:18:18"
+    }
   }
 ]
 const knownOpen: ReadonlyArray<Invariant> = process.env.LIFEGUARD_PROP_KNOWN === undefined
@@ -434,7 +448,9 @@ describe("the pool under 10,000 random schedules", () => {
     "the known open races still reproduce (remove a race from knownRaces once its fix lands)",
     () => {
       for (const [invariant, hit] of knownHits) console.log(`known open ${invariant}: ${hit.count} schedule(s), e.g.\n${hit.example}`)
-      const gone = knownRaces.filter((known) => !known.breaks.some((invariant) => knownHits.has(invariant)))
+      const gone = knownRaces.filter((known) =>
+        known.rare === undefined && !known.breaks.some((invariant) => knownHits.has(invariant))
+      )
       expect(gone.map((known) => known.race)).toStrictEqual([])
     }
   )

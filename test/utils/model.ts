@@ -28,6 +28,7 @@ export type Invariant =
   | "close.healthyAsBroken"
   | "interrupt.tookAnother"
   | "interrupt.ignored"
+  | "interrupt.ignoredInValidation"
   | "maxUses.exact"
   | "drain.prompt"
   | "setUp.spuriousFailure"
@@ -723,7 +724,11 @@ export class Model {
       this.checkFifo(checkout)
       if (checkout.state === "done") continue
       if (checkout.interruptRequested && !checkout.inReset) {
-        this.violation("interrupt.ignored", `checkout #${checkout.seq} was interrupted (while ${checkout.stateAtInterrupt}) and is still ${checkout.state}`)
+        const validating = checkout.state === "validating" || checkout.state === "validated"
+        this.violation(
+          validating ? "interrupt.ignoredInValidation" : "interrupt.ignored",
+          `checkout #${checkout.seq} was interrupted (while ${checkout.stateAtInterrupt}) and is still ${checkout.state}`
+        )
       }
       if (checkout.state !== "waiting") continue
       waiting++
