@@ -36,16 +36,19 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { Duplex } from "node:stream"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type pg from "pg"
 import type { Pool } from "../Pool.js"
 import type { Settings } from "../PoolConfig.js"
-import type { PoolConfigError, PoolError } from "../PoolError.js"
+import type { ConnectTimeoutError, PoolConfigError, PoolError } from "../PoolError.js"
 import type { PoolEvent } from "../PoolEvent.js"
 import * as internal from "./internal/client.js"
 import * as config from "./internal/config.js"
+import * as errors from "./internal/errors.js"
+import * as hosts from "./internal/hosts.js"
 
 /**
  * Where and how to connect. `url` wins over the separate fields, as in `pg`;
@@ -90,7 +93,23 @@ export type PoolSettings = { readonly [K in keyof Settings]?: Settings[K] | unde
  * @since 0.1.0
  * @category models
  */
-export interface Options extends ConnectionOptions, PoolSettings {
+export interface Options extends ConnectionOptions, Omit<PoolSettings, "initializationFailTimeout">, ScalingOptions {
+  /**
+   * The start-up check: building the layer opens `max(1, minIdle)` connections
+   * and fails with the set-up error if it cannot within this long, as
+   * `PgClient.layer` fails when the server is down. Default: `createTimeout`
+   * (10 seconds, or `connectTimeout`); off for a pool that starts paused;
+   * `false` turns it off.
+   */
+  readonly initializationFailTimeout?: Duration.DurationInput | false | undefined
+  /**
+   * Whether retrying can fix a set-up error. Default {@link isRetryable}: an
+   * authentication failure, a missing database, a rejected session setting
+   * or a host name that does not resolve fail every waiting checkout at once.
+   */
+  readonly isRetryable?: ((error: SqlError) => boolean) | undefined
+  /** How failed set-ups are retried (the core's `retrySchedule`). Default: exponential from 100 ms, capped at 5 s, jittered. */
+  readonly retrySchedule?: Schedule.Schedule<unknown, unknown> | undefined
   /** Run `DISCARD ALL` on every returned connection, dropping session state (prepared statements, temp tables, settings). Default false. */
   readonly discardOnReturn?: boolean | undefined
   /** Called synchronously for every pool event. */
@@ -108,6 +127,63 @@ export interface Options extends ConnectionOptions, PoolSettings {
   /** @effect/sql-pg's name for `maxLifetime`. */
   readonly connectionTTL?: Duration.DurationInput | undefined
 }
+
+/**
+ * Beyond one server: a pooler in between, several hosts, a read pool (see
+ * docs/scaling.md). A url's `target_session_attrs` and `load_balance_hosts`
+ * win over `targetSessionAttrs` and `loadBalanceHosts`, as its hosts win
+ * over `hosts`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ScalingOptions {
+  /** `"transaction"`: connections go through a transaction-mode pooler such as PgBouncer; no session state is relied on. Default `"none"`. */
+  readonly pooler?: "none" | "transaction" | undefined
+  /** A direct server url for `listen`, needed behind a transaction-mode pooler. */
+  readonly listenUrl?: string | Redacted.Redacted | undefined
+  /** Settings applied to every transaction alone (`SET LOCAL`), in the `BEGIN`'s round trip. */
+  readonly transactionSettings?: Readonly<Record<string, string | number | boolean>> | undefined
+  /** Hosts tried in order, each `"host:port"` or `{ host, port }`; the port defaults to `port`. */
+  readonly hosts?: ReadonlyArray<string | { readonly host: string; readonly port?: number | undefined }> | undefined
+  /** Which server a connection may stay on, as libpq's `target_session_attrs`. Default `"any"`. */
+  readonly targetSessionAttrs?: TargetSessionAttrs | undefined
+  /** `"random"`: each set-up tries the hosts in a random order, as libpq's `load_balance_hosts`. Default `"disable"`. */
+  readonly loadBalanceHosts?: "disable" | "random" | undefined
+}
+
+/**
+ * libpq's `target_session_attrs`: `any`, `read-write`, `read-only`,
+ * `primary`, `standby`, `prefer-standby` (a standby if one answers, else any).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type TargetSessionAttrs = hosts.TargetSessionAttrs
+
+/**
+ * No host fitted `targetSessionAttrs`: lists each host tried and why it was
+ * rejected. Reached from a statement's `SqlError` with {@link noSuitableHost}.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const NoSuitableHostError = hosts.NoSuitableHostError
+
+/**
+ * @since 0.2.0
+ * @category errors
+ */
+export type NoSuitableHostError = hosts.NoSuitableHostError
+
+/**
+ * The {@link NoSuitableHostError} behind a failed statement, when no host
+ * fitted: directly, or as the last connection error of a `PoolTimeoutError`.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const noSuitableHost: (error: SqlError) => Option.Option<NoSuitableHostError> = hosts.noSuitableHost
 
 /**
  * The `PgClient` a `PgPool` serves, with the pool behind it.
@@ -131,15 +207,21 @@ export class PgPool extends Context.Tag("lifeguard/pg/PgPool")<PgPool, Pool<pg.C
 
 /**
  * Makes the pool and its client in the current scope; closing the scope
- * drains the pool. Building does not connect: the first checkout (or
- * `minIdle`) does, so an application can start while the server is away.
+ * drains the pool. Building connects (see `initializationFailTimeout`) and
+ * fails with the set-up error when the server cannot be used, as
+ * `PgClient.layer` does; with `initializationFailTimeout: false` it does not
+ * connect, and an application can start while the server is away.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make: (
   options: Options
-) => Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> = internal.make
+) => Effect.Effect<
+  PgPoolClient,
+  PoolConfigError | SqlError | ConnectTimeoutError,
+  Scope.Scope | Reactivity.Reactivity
+> = internal.make
 
 /**
  * Provides `SqlClient`, `PgClient` and {@link PgPool}.
@@ -149,7 +231,7 @@ export const make: (
  */
 export const layer = (
   options: Options
-): Layer.Layer<PgPool | PgClient.PgClient | SqlClient.SqlClient, PoolConfigError> =>
+): Layer.Layer<PgPool | PgClient.PgClient | SqlClient.SqlClient, PoolConfigError | SqlError | ConnectTimeoutError> =>
   Layer.scopedContext(Effect.map(make(options), toContext)).pipe(Layer.provide(Reactivity.layer))
 
 /**
@@ -177,7 +259,10 @@ export const configFromEnv: Config.Config<Options> = config.fromEnv
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options> = configFromEnv
-): Layer.Layer<PgPool | PgClient.PgClient | SqlClient.SqlClient, PoolConfigError | ConfigError.ConfigError> =>
+): Layer.Layer<
+  PgPool | PgClient.PgClient | SqlClient.SqlClient,
+  PoolConfigError | ConfigError.ConfigError | SqlError | ConnectTimeoutError
+> =>
   Layer.scopedContext(Effect.map(Effect.flatMap(Config.unwrap(options), make), toContext)).pipe(
     Layer.provide(Reactivity.layer)
   )
@@ -187,6 +272,19 @@ const toContext = (client: PgPoolClient) =>
     Context.add(PgClient.PgClient, client),
     Context.add(SqlClient.SqlClient, client)
   )
+
+/**
+ * The default `isRetryable` of a `PgPool`: false for set-up errors that every
+ * attempt would meet again (SQLSTATE class 28, an authentication failure;
+ * 3D000, a database that does not exist; a session setting the server
+ * rejects; a host name that still does not resolve on a second lookup), true
+ * for the rest. Compose your own with it:
+ * `isRetryable: (error) => PgPool.isRetryable(error) && !isMaintenance(error)`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const isRetryable: (error: SqlError) => boolean = errors.isRetryable
 
 /**
  * The pool's own error when a statement failed because it got no
@@ -210,3 +308,54 @@ const poolErrorTags = new Set([
   "PoolWaitQueueFullError",
   "ConnectTimeoutError"
 ])
+
+/**
+ * A second pool for reads, beside the main one: its own client under this
+ * tag, `targetSessionAttrs` "prefer-standby" and name "pg-read" unless given.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export class PgReadClient extends Context.Tag("lifeguard/pg/PgReadClient")<PgReadClient, PgPoolClient>() {}
+
+/**
+ * Provides {@link PgReadClient}: a pool that prefers standbys.
+ *
+ * @example
+ * ```ts
+ * const Live = Layer.mergeAll(
+ *   PgPool.layer({ url: "postgres://db1,db2/app?target_session_attrs=read-write" }),
+ *   PgPool.layerRead({ url: "postgres://db1,db2/app" })
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerRead = (
+  options: Options
+): Layer.Layer<PgReadClient, PoolConfigError | SqlError | ConnectTimeoutError> =>
+  Layer.scoped(PgReadClient, make({ name: "pg-read", targetSessionAttrs: "prefer-standby", ...options })).pipe(
+    Layer.provide(Reactivity.layer)
+  )
+
+/**
+ * Runs `effect` with `SqlClient` and `PgClient` served by the read pool, so
+ * code written against `SqlClient` sends its statements to a standby.
+ *
+ * @example
+ * ```ts
+ * const people = listPeople.pipe(PgPool.onReadPool)
+ * ```
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const onReadPool = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, Exclude<R, SqlClient.SqlClient | PgClient.PgClient> | PgReadClient> =>
+  Effect.flatMap(PgReadClient, (client) =>
+    effect.pipe(
+      Effect.provideService(SqlClient.SqlClient, client),
+      Effect.provideService(PgClient.PgClient, client)
+    ))

@@ -20,6 +20,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as RcRef from "effect/RcRef"
 import * as Scope from "effect/Scope"
@@ -28,19 +29,25 @@ import pg from "pg"
 import Cursor from "pg-cursor"
 import type { Pool } from "../../Pool.js"
 import { make as makePool } from "../../internal/pool.js"
-import type { PoolConfigError, PoolError } from "../../PoolError.js"
+import { type ConnectTimeoutError, PoolConfigError, type PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
-import { resolve } from "./config.js"
+import { defaultName, resolve } from "./config.js"
 import { close, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
 import {
   checkoutFailed,
+  codeOf,
   connectFailed,
+  hostNotFound,
   isConnectionGone,
+  isRetryable,
   isServerGoingAway,
   queryFailed,
+  resolver,
   sessionSettingsRejected
 } from "./errors.js"
+import * as hosts from "./hosts.js"
 import { listen, listenConnection } from "./listen.js"
+import * as pooler from "./pooler.js"
 
 type TransformRows = (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
@@ -52,21 +59,34 @@ const rowsOnly = (result: any) => result.rows
 const cursorBatch = 128
 
 /** @internal */
-export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
+export const make = (
+  options: Options
+): Effect.Effect<PgPoolClient, PoolConfigError | SqlError | ConnectTimeoutError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
-    const config = resolve(options)
+    const hostList = hosts.resolveHosts(options)
+    const scalingProblems = [...hostList.problems, ...pooler.problems(options)]
+    if (scalingProblems.length > 0) {
+      return yield* new PoolConfigError({ pool: options.name ?? defaultName, problems: scalingProblems })
+    }
+    const config = yield* resolve(hostList.options)
     const name = config.settings.name!
+    const becameReadOnly = hosts.becameReadOnly(hostList.targetSessionAttrs)
     // Set once the pool exists; connections are only made after that.
     let pool: Pool<PgConnection, SqlError> = undefined as never
     // Bumped on every clear this adapter makes: one server shutdown clears the pool once, not once per connection.
     let epoch = 0
+    // The clear after a server shutdown starts in a pg callback, outside any fiber. It runs in the pool's
+    // scope (interrupted when it closes) with the logger, tracer and log level of whoever built the pool.
+    const runInScope = yield* FiberSet.makeRuntime<never, void, never>()
     const owner: Owner & { cancelTimeout: number } = {
       name,
       cancelTimeout: 5_000,
+      unfit: becameReadOnly,
       onGone: (connection, error) => {
-        if (isServerGoingAway(error) && connection.epoch === epoch) {
+        // `pool` is unset while the start-up check runs inside the pool's constructor.
+        if ((isServerGoingAway(error) || becameReadOnly(error)) && connection.epoch === epoch && pool !== undefined) {
           epoch++
-          Effect.runFork(pool.clear({ reason: error }))
+          runInScope(pool.clear({ reason: error }))
         }
       }
     }
@@ -89,9 +109,21 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
     const settleIfDirty = <A>(connection: PgConnection, result: Effect.Effect<A, SqlError>) =>
       connection.clean ? result : Effect.zipRight(settle(connection), result)
 
-    const connect = (connection: PgConnection) =>
+    const connect = (connection: PgConnection, describe: string) =>
       Effect.async<void, SqlError>((resume) => {
-        connection.connect((error) => resume(error ? Effect.fail(connectFailed(name, config.describe, error)) : Effect.void))
+        connection.connect((error) => {
+          if (!error) return resume(Effect.void)
+          if (codeOf(error) !== "ENOTFOUND") return resume(Effect.fail(connectFailed(name, describe, error)))
+          // A resolver can fail once and answer the next time: only a second ENOTFOUND is permanent.
+          const host = (error as { readonly hostname?: string }).hostname ?? connection.host
+          resume(Effect.flatMap(
+            Effect.promise(() => resolver.notFound(host)),
+            (notFound) =>
+              Effect.fail(
+                notFound ? hostNotFound(name, describe, host, error) : connectFailed(name, describe, error)
+              )
+          ))
+        })
         // Interrupted (createTimeout, pool closing): drop the half-open socket now.
         return Effect.sync(() => connection.connection.stream.destroy())
       })
@@ -105,19 +137,42 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       )
     }
 
-    const acquire = Effect.gen(function*() {
-      const connection = new PgConnection(config.client, owner)
-      connection.epoch = epoch
-      connection.cancelAndSettle = Effect.zipRight(connection.cancelQuery, settle(connection))
-      // Registered before connecting, so a set-up cut short by createTimeout still closes the socket.
-      yield* Effect.addFinalizer(() => close(connection))
-      yield* connect(connection)
-      yield* applySessionSettings(connection)
-      return connection
-    })
+    const setUp = (client: pg.ClientConfig, describe: string) =>
+      Effect.gen(function*() {
+        const connection = new PgConnection(client, owner)
+        connection.epoch = epoch
+        connection.cancelAndSettle = Effect.zipRight(connection.cancelQuery, settle(connection))
+        // Registered before connecting, so a set-up cut short by createTimeout still closes the socket.
+        yield* Effect.addFinalizer(() => close(connection))
+        yield* connect(connection, describe)
+        yield* applySessionSettings(connection)
+        return connection
+      })
+
+    // A host list (or a role to check) walks the hosts, createTimeout for each; one host is set up directly.
+    const perHost = hosts.perHostTimeout(options)
+    const walking = hosts.needsWalk(hostList) && perHost !== undefined
+    const database = config.pgClientConfig.database ?? config.pgClientConfig.username ?? "postgres"
+    const setUpRetryable = options.isRetryable ?? isRetryable
+    const acquire = walking
+      ? hosts.walk(name, hosts.walkList(hostList, config.client), perHost, (target) =>
+        setUp(hosts.clientFor(config.client, target), `${target.host}:${target.port}/${database}`), hosts.roleOf, setUpRetryable)
+      : setUp(config.client, config.describe)
+
+    const walkBounds = (ms: number) =>
+      options.initializationFailTimeout === undefined && config.settings.initializationFailTimeout !== undefined
+        ? { createTimeout: ms, initializationFailTimeout: ms }
+        : { createTimeout: ms }
 
     pool = yield* makePool<PgConnection, SqlError, never>({
       ...config.settings,
+      // With a host list, the event's address names every host; which one a connection is on varies.
+      address: hostList.targets.length > 1
+        ? hostList.targets.map((target) => `${target.host}:${target.port}`).join(",")
+        : `${config.pgClientConfig.host}:${config.pgClientConfig.port}`,
+      // The walk enforces createTimeout per host; the pool's bounds (and the start-up check's, unless
+      // given) cover the whole walk.
+      ...(walking ? walkBounds(perHost * Math.max(1, hostList.targets.length) + 250) : {}),
       acquire,
       // Runs only for connections idle longer than validateAfterIdle: a cheap round trip.
       validate: (connection) =>
@@ -132,6 +187,8 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
               : Effect.succeed(false)
         }
         : {}),
+      isRetryable: walking ? hosts.retryableWith(setUpRetryable) : setUpRetryable,
+      ...(options.retrySchedule === undefined ? {} : { retrySchedule: options.retrySchedule }),
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent })
     })
     owner.cancelTimeout = pool.options.checkTimeout
@@ -282,6 +339,7 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
 
     const client = yield* SqlClient.make({
       acquirer: Effect.succeed(pooled),
+      beginTransaction: pooler.beginStatement(options),
       transactionAcquirer: Effect.map(reserveConnection, (connection) => new PinnedConnection(connection)),
       compiler: PgClient.makeCompiler(options.transformQueryNames, options.transformJson),
       spanAttributes: [
@@ -295,7 +353,15 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       transformRows
     })
 
-    const listener = yield* RcRef.make({ acquire: listenConnection(config, name) })
+    const listenOptions = pooler.listenOptions(name, options, hostList.targets.length)
+    const listener = listenOptions instanceof SqlError
+      ? listenOptions
+      : yield* RcRef.make({
+        acquire: listenConnection(
+          listenOptions === options ? config : yield* resolve(hosts.resolveHosts(listenOptions).options),
+          name
+        )
+      })
     const json = Statement.custom<PgClient.PgCustom>("PgJson")
 
     return Object.assign(client, {
@@ -304,7 +370,8 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
       // Only connections it made are ever handed to its users, so the wider type is safe to expose.
       pool: pool as unknown as Pool<pg.Client, SqlError>,
       json: (value: unknown) => json(value),
-      listen: (channel: string) => listen(listener, name, channel),
+      listen: (channel: string) =>
+        listener instanceof SqlError ? Stream.fail(listener) : listen(listener, name, channel),
       notify: (channel: string, payload: string) =>
         runPooled("SELECT pg_notify($1, $2)", [channel, payload], false, ignore)
     }) as PgPoolClient

@@ -16,6 +16,8 @@ export interface Owner {
   readonly name: string
   /** How long an interrupted query may take to stop after its cancel before the connection is given up. */
   readonly cancelTimeout: number
+  /** Errors after which this pool must not reuse the connection, beyond those that mean it is gone. */
+  readonly unfit: (error: unknown) => boolean
   /** The connection just became unusable (called once, from a `pg` callback). */
   readonly onGone: (connection: PgConnection, error: unknown) => void
 }
@@ -98,7 +100,7 @@ export class PgConnection extends pg.Client {
   ): Effect.Effect<A, SqlError> {
     this.finished()
     if (error) {
-      if (isConnectionGone(error)) this.markGone(error)
+      if (isConnectionGone(error) || this.owner.unfit(error)) this.markGone(error)
       return onDone(this, Effect.fail(queryFailed(this.owner.name, error)))
     }
     return onDone(this, Effect.succeed(map(result)))
