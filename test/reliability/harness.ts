@@ -355,8 +355,8 @@ export const eventCounter = () => {
     counts,
     closedWithError,
     onEvent: (event: PoolEvent) => {
-      counts[event.type] = (counts[event.type] ?? 0) + 1
-      if (event.type === "ConnectionClosed" && event.reason === "error") closedWithError.push(event.connectionId)
+      counts[event._tag] = (counts[event._tag] ?? 0) + 1
+      if (event._tag === "ConnectionClosed" && event.reason === "error") closedWithError.push(event.connectionId)
     }
   }
 }
