@@ -60,7 +60,7 @@ describe("Toxiproxy between a lifeguard/pg pool and PostgreSQL", () => {
       const checkTimeout = 1_000
       // Shorter than acquireTimeout: load fibers give up first; the probe below has no deadline of its own.
       const deadline = 1_000
-      const settings = { name, maxSize: 6, acquireTimeout, createTimeout, checkTimeout, validateAfterIdle: "200 millis" }
+      const settings = { name, maxSize: 6, acquireTimeout, createTimeout, checkTimeout, validateAfterIdle: 200 }
       const run = yield* Effect.scoped(Effect.gen(function*() {
         const subject = yield* adapter.make(server.url, link, settings, events.onEvent)
         const pick = mix(seed)
