@@ -17,6 +17,7 @@
 import { fairness } from "./fairness.js"
 import { inmem } from "./inmem.js"
 import { memory } from "./memory.js"
+import { mongodb } from "./mongodb.js"
 import { pg } from "./pg.js"
 import { report, targets } from "./report.js"
 import { scale } from "./scale.js"
@@ -24,7 +25,7 @@ import type { Result, Suite } from "./measure.js"
 import { writeResults } from "./write.js"
 
 /** In run order. A new suite (MongoDB, say) is one more entry here. */
-const suites: ReadonlyArray<Suite> = [inmem, pg, memory, fairness, scale]
+const suites: ReadonlyArray<Suite> = [inmem, pg, mongodb, memory, fairness, scale]
 
 interface Args {
   readonly help: boolean

@@ -34,6 +34,8 @@ export interface Result {
   /** Checkouts served out of request order. */
   readonly outOfOrder?: number
   readonly nsPerCheckout?: number
+  /** The client process's CPU time per operation, in microseconds (`process.cpuUsage`). */
+  readonly cpuUsPerOp?: number
   /** nsPerCheckout relative to the same contender's smallest configuration. */
   growth?: number
 }

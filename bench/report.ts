@@ -29,6 +29,12 @@ const columns: Record<string, ReadonlyArray<Column>> = {
     { head: "ratio", cell: ratio },
     { head: "spread", cell: spread }
   ],
+  mongodb: [
+    { head: "ops/sec", cell: (r) => fmt(r.opsPerSec) },
+    { head: "ratio", cell: ratio },
+    { head: "CPU µs/op", cell: (r) => fmt(r.cpuUsPerOp, 1) },
+    { head: "spread", cell: spread }
+  ],
   memory: [
     { head: "bytes/waiter (pool)", cell: (r) => fmt(r.bytesPerWaiter) },
     { head: "bytes/waiter (total)", cell: (r) => fmt(r.totalBytesPerWaiter) },
@@ -125,6 +131,22 @@ const relative = (
   }
 }
 
+/** Compares `a`'s client CPU per operation to `b`'s in every configuration of `suite`. */
+const cpuPerOp = (results: ReadonlyArray<Result>, suite: string, a: string, b: string, atMost: number): Check | undefined => {
+  const pairs = results
+    .filter((r) => r.suite === suite && r.contender === a && r.cpuUsPerOp !== undefined)
+    .flatMap((r) => {
+      const other = find(results, suite, r.config, b)?.cpuUsPerOp
+      return other !== undefined && other > 0 ? [{ config: r.config, x: r.cpuUsPerOp! / other }] : []
+    })
+  if (pairs.length === 0) return undefined
+  return {
+    target: `${suite}: ${a}'s CPU per operation <= ${atMost}x ${b}'s`,
+    met: pairs.every((p) => p.x <= atMost),
+    detail: pairs.map((p) => `${p.config} ${p.x.toFixed(2)}x`).join(", ")
+  }
+}
+
 /** The targets of issues #2, #3 and #4, checked against what this run measured. */
 export const targets = (results: ReadonlyArray<Result>): ReadonlyArray<Check> => {
   const checks: Array<Check | undefined> = [
@@ -138,7 +160,9 @@ export const targets = (results: ReadonlyArray<Result>): ReadonlyArray<Check> =>
     }),
     relative(results, "inmem", "lifeguard-scoped", "scoped-ceiling", 0.9),
     relative(results, "pg", "lifeguard", "pg-pool", 0.9),
-    relative(results, "pg", "lifeguard", "effect-sql-pg", 1.3)
+    relative(results, "pg", "lifeguard", "effect-sql-pg", 1.3),
+    relative(results, "mongodb", "lifeguard", "mongodb-driver", 0.9),
+    cpuPerOp(results, "mongodb", "lifeguard", "mongodb-driver", 1.2)
   ]
   const m = results.find((r) => r.suite === "memory" && r.contender === "lifeguard")
   if (m?.bytesPerWaiter !== undefined) {

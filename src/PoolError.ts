@@ -34,7 +34,10 @@ const describeCause = (cause: unknown): string => {
 }
 
 /**
- * No connection became available within `acquireTimeout`.
+ * No connection became available within `acquireTimeout`. The message says
+ * which case it is: every connection busy (raise `maxSize` or return
+ * connections sooner), no connection could be made (the last set-up error),
+ * or set-ups slower than the wait allows.
  *
  * @since 0.1.0
  * @category errors
@@ -44,16 +47,33 @@ export class PoolTimeoutError extends Data.TaggedError("PoolTimeoutError")<{
   readonly timeout: Duration.Duration
   readonly maxSize: number
   readonly counts: PoolCounts
-  /** The most recent connection set-up failure, if any happened. */
+  /** The most recent connection set-up failure since the last successful set-up, if any. */
   readonly lastConnectError: unknown
+  /** The pool's `createTimeout`, for the hint when it exceeds `acquireTimeout`. */
+  readonly createTimeout: Duration.Duration
 }> {
   override get message(): string {
-    const last = this.lastConnectError === undefined
-      ? ""
-      : `; last connection error: ${describeCause(this.lastConnectError)}`
     return `pool "${this.pool}": no connection within ${Duration.format(this.timeout)} ` +
-      `(${describeCounts(this.maxSize, this.counts)})${last}. ` +
-      `Raise maxSize or acquireTimeout, or return connections sooner.`
+      `(${describeCounts(this.maxSize, this.counts)}): ${this.advice()}`
+  }
+
+  private advice(): string {
+    const c = this.counts
+    const hint = Duration.greaterThan(this.createTimeout, this.timeout)
+      ? `; createTimeout (${Duration.format(this.createTimeout)}) exceeds acquireTimeout, ` +
+        `so a slow set-up outlasts the checkout that waits for it: lower createTimeout`
+      : ""
+    if (this.lastConnectError !== undefined) {
+      return `the server is not reachable: ${describeCause(this.lastConnectError)}${hint}`
+    }
+    if (c.inUse >= this.maxSize) {
+      return `every connection is busy; raise maxSize or return connections sooner${hint}`
+    }
+    if (c.pending > 0) {
+      return `connections are being set up more slowly than acquireTimeout allows; ` +
+        `raise acquireTimeout or maxConnecting${hint}`
+    }
+    return `raise maxSize or acquireTimeout, or return connections sooner${hint}`
   }
 }
 
@@ -109,7 +129,8 @@ export class PoolWaitQueueFullError extends Data.TaggedError("PoolWaitQueueFullE
 }
 
 /**
- * A connection set-up took longer than `createTimeout`.
+ * A connection set-up took longer than `createTimeout`, or the start-up check
+ * (`initializationFailTimeout`) ran out before any set-up failed.
  *
  * @since 0.1.0
  * @category errors
@@ -117,10 +138,15 @@ export class PoolWaitQueueFullError extends Data.TaggedError("PoolWaitQueueFullE
 export class ConnectTimeoutError extends Data.TaggedError("ConnectTimeoutError")<{
   readonly pool: string
   readonly timeout: Duration.Duration
+  /** Which limit ran out. Default `"createTimeout"`. */
+  readonly setting?: "createTimeout" | "initializationFailTimeout"
 }> {
   override get message(): string {
-    return `pool "${this.pool}": connection set-up took longer than createTimeout ` +
-      `(${Duration.format(this.timeout)}); is the server reachable?`
+    return this.setting === "initializationFailTimeout"
+      ? `pool "${this.pool}": no connection could be opened within initializationFailTimeout ` +
+        `(${Duration.format(this.timeout)}) while the pool started; is the server reachable?`
+      : `pool "${this.pool}": connection set-up took longer than createTimeout ` +
+        `(${Duration.format(this.timeout)}); is the server reachable?`
   }
 }
 

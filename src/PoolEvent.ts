@@ -2,11 +2,14 @@
  * What a pool reports about itself, named after the MongoDB CMAP events so
  * that tools built for drivers read them without a dictionary.
  *
- * Durations are milliseconds measured with Effect's `Clock`; `time` is the
- * clock's epoch milliseconds when the event happened.
+ * Events are a tagged union (`_tag` is the CMAP name). Durations are
+ * milliseconds measured with Effect's `Clock`; `time` is the clock's epoch
+ * milliseconds when the event happened. The pool builds them as plain objects;
+ * the constructors here are for tests and tools that make their own.
  *
  * @since 0.1.0
  */
+import * as Data from "effect/Data"
 import type { ResolvedOptions } from "./PoolConfig.js"
 
 /**
@@ -34,56 +37,169 @@ export type CloseReason = "stale" | "idle" | "lifetime" | "maxUses" | "error" | 
  */
 export type CheckOutFailedReason = "poolClosed" | "timeout" | "connectionError" | "waitQueueFull" | "interrupted"
 
-interface Base<T extends string> {
-  readonly type: T
+interface Base {
+  /** The pool's name. */
   readonly pool: string
+  /** The clock's epoch milliseconds (with a sub-millisecond part where the clock has one). */
   readonly time: number
+  /** CMAP's `address`: the server, as `host:port`, when the pool was given one (lifeguard/pg does). */
+  readonly address?: string
 }
 
 /**
+ * The events, as an Effect tagged union: `_tag` is the CMAP event name, so
+ * `Match.tag`, `Data.TaggedEnum` helpers and {@link $is} / {@link $match}
+ * work on them. Durations are milliseconds and named as CMAP names them
+ * (`duration`).
+ *
+ * @example
+ * ```ts
+ * import { Match } from "effect"
+ * import type { PoolEvent } from "lifeguard"
+ *
+ * const describe = Match.type<PoolEvent.PoolEvent>().pipe(
+ *   Match.tag("ConnectionCheckOutFailed", (e) => `checkout failed: ${e.reason}`),
+ *   Match.tag("ConnectionClosed", (e) => `connection ${e.connectionId} closed: ${e.reason}`),
+ *   Match.orElse((e) => e._tag)
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
-export type PoolEvent =
-  | Base<"ConnectionPoolCreated"> & { readonly options: ResolvedOptions }
-  | Base<"ConnectionPoolReady">
-  | Base<"ConnectionPoolCleared"> & {
+export type PoolEvent = Data.TaggedEnum<{
+  ConnectionPoolCreated: Base & { readonly options: ResolvedOptions }
+  ConnectionPoolReady: Base
+  ConnectionPoolCleared: Base & {
     readonly generation: number
     readonly interruptInUseConnections: boolean
   }
-  | Base<"ConnectionPoolClosed">
-  | Base<"ConnectionCreated"> & { readonly connectionId: number }
-  | Base<"ConnectionReady"> & { readonly connectionId: number; readonly duration: number }
-  | Base<"ConnectionClosed"> & {
+  ConnectionPoolClosed: Base
+  ConnectionCreated: Base & { readonly connectionId: number }
+  ConnectionReady: Base & { readonly connectionId: number; readonly duration: number }
+  ConnectionClosed: Base & {
     readonly connectionId: number
     readonly reason: CloseReason
     readonly error?: unknown
   }
-  | Base<"ConnectionCheckOutStarted">
-  | Base<"ConnectionCheckOutFailed"> & {
+  ConnectionCheckOutStarted: Base
+  ConnectionCheckOutFailed: Base & {
     readonly reason: CheckOutFailedReason
     readonly duration: number
     readonly error?: unknown
   }
-  | Base<"ConnectionCheckedOut"> & { readonly connectionId: number; readonly duration: number }
-  | Base<"ConnectionCheckedIn"> & { readonly connectionId: number; readonly duration: number }
-  | Base<"ConnectionLeakSuspected"> & {
+  ConnectionCheckedOut: Base & { readonly connectionId: number; readonly duration: number }
+  ConnectionCheckedIn: Base & { readonly connectionId: number; readonly duration: number }
+  ConnectionLeakSuspected: Base & {
     readonly connectionId: number
     readonly heldFor: number
     /** The stack at the checkout that has not returned. */
     readonly checkedOutAt: string
   }
+}>
 
 /**
- * @since 0.1.0
- * @category models
- */
-export type PoolEventType = PoolEvent["type"]
-
-/**
- * Narrows an event union member by its `type`.
+ * The event names.
  *
  * @since 0.1.0
  * @category models
  */
-export type PoolEventOf<T extends PoolEventType> = Extract<PoolEvent, { readonly type: T }>
+export type PoolEventType = PoolEvent["_tag"]
+
+/**
+ * Narrows the union to one member by its `_tag`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PoolEventOf<T extends PoolEventType> = Data.TaggedEnum.Value<PoolEvent, T>
+
+const constructors = Data.taggedEnum<PoolEvent>()
+
+/**
+ * A refinement for one event: `Stream.filter(PoolEvent.$is("ConnectionClosed"))`.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const $is: <Tag extends PoolEventType>(tag: Tag) => (u: unknown) => u is PoolEventOf<Tag> = constructors.$is
+
+/**
+ * An exhaustive match over the events, one case per `_tag`.
+ *
+ * @since 0.1.0
+ * @category pattern matching
+ */
+export const $match: Data.TaggedEnum.Constructor<PoolEvent>["$match"] = constructors.$match
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionPoolCreated = constructors.ConnectionPoolCreated
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionPoolReady = constructors.ConnectionPoolReady
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionPoolCleared = constructors.ConnectionPoolCleared
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionPoolClosed = constructors.ConnectionPoolClosed
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionCreated = constructors.ConnectionCreated
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionReady = constructors.ConnectionReady
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionClosed = constructors.ConnectionClosed
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionCheckOutStarted = constructors.ConnectionCheckOutStarted
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionCheckOutFailed = constructors.ConnectionCheckOutFailed
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionCheckedOut = constructors.ConnectionCheckedOut
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionCheckedIn = constructors.ConnectionCheckedIn
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ConnectionLeakSuspected = constructors.ConnectionLeakSuspected

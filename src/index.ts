@@ -38,3 +38,10 @@ export * as PoolEvent from "./PoolEvent.js"
  * @since 0.1.0
  */
 export * as PoolMetrics from "./PoolMetrics.js"
+
+/**
+ * Readiness from stats and a probe: ready, degraded, draining or down.
+ *
+ * @since 0.1.0
+ */
+export * as PoolHealth from "./PoolHealth.js"

@@ -441,7 +441,7 @@ describe("robustness", () => {
         acquire: factory.acquire,
         maxSize: 1,
         onEvent: (event) => {
-          if (event.type === "ConnectionCheckedOut") throw new Error("listener bug")
+          if (event._tag === "ConnectionCheckedOut") throw new Error("listener bug")
         }
       })
       const holder = yield* holdConnection(pool)
@@ -521,7 +521,7 @@ describe("configuration", () => {
       expect(error.message).toContain("minIdle (5) must not exceed maxSize (2)")
       expect(error.message).toContain("maxConnecting")
       expect(error.message).toContain("idleTimeout must not be negative")
-      expect(error.message).toContain("acquireTimeout must be greater than zero")
+      expect(error.message).toContain("acquireTimeout must not be negative (got -1 seconds)")
     }))
 
   it.effect("layerConfig reads settings from Effect Config", () =>
@@ -552,7 +552,7 @@ describe("observability", () => {
       yield* TestClock.adjust("20 millis")
       yield* Fiber.join(checkout)
       const events = [...(yield* Fiber.join(collected))]
-      expect(events.map((e) => e.type)).toStrictEqual([
+      expect(events.map((e) => e._tag)).toStrictEqual([
         "ConnectionCheckOutStarted",
         "ConnectionCreated",
         "ConnectionReady",
@@ -615,11 +615,14 @@ describe("observability", () => {
       const { pool } = yield* makeTestPool({ name: "metered" })
       yield* Effect.scoped(pool.get)
       yield* Effect.scoped(pool.get)
-      const checkouts = yield* Metric.value(PoolMetrics.checkouts.pipe(Metric.tagged("pool", "metered")))
+      const checkouts = yield* Metric.value(PoolMetrics.checkouts.pipe(Metric.tagged(PoolMetrics.poolName, "metered")))
       const idle = yield* Metric.value(
-        PoolMetrics.connections.pipe(Metric.tagged("pool", "metered"), Metric.tagged("state", "idle"))
+        PoolMetrics.connectionCount.pipe(
+          Metric.tagged(PoolMetrics.poolName, "metered"),
+          Metric.tagged(PoolMetrics.state, "idle")
+        )
       )
       expect(checkouts.count).toBe(2)
-      expect(idle.value).toBe(1)
+      expect(idle.count).toBe(1)
     }))
 })

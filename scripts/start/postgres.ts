@@ -8,11 +8,10 @@ import type { Scope } from "effect"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import pg from "pg"
 import { PgPool } from "../../src/pg/index.js"
+import { withoutPassword } from "../../src/pg/internal/config.js"
 import type { Backend } from "./scenario.js"
 
 const toError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)))
-
-const withoutPassword = (url: string) => url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")
 
 const connect = (url: string, applicationName: string) =>
   Effect.acquireRelease(

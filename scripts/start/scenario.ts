@@ -126,7 +126,7 @@ export const run = (
   Effect.scoped(Effect.gen(function*() {
     const waits: Array<number> = []
     const session = yield* backend.open(scenario, (event) => {
-      if (event.type === "ConnectionCheckedOut") waits.push(event.duration)
+      if (event._tag === "ConnectionCheckedOut") waits.push(event.duration)
     })
 
     let succeeded = 0

@@ -1,5 +1,6 @@
 /** @internal */
 import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -26,7 +27,8 @@ export const defaults: ResolvedOptions = {
   reuse: "lifo",
   maintenanceInterval: 10_000,
   drainTimeout: 30_000,
-  startPaused: false
+  startPaused: false,
+  initializationFailTimeout: undefined
 }
 
 const durationKeys = [
@@ -40,7 +42,8 @@ const durationKeys = [
   "leakDetectionThreshold",
   "traceWaitsOver",
   "maintenanceInterval",
-  "drainTimeout"
+  "drainTimeout",
+  "initializationFailTimeout"
 ] as const
 
 /** @internal */
@@ -53,20 +56,18 @@ export const resolve = (settings: Settings): Either.Either<ResolvedOptions, Pool
   for (const key of durationKeys) {
     const input = settings[key]
     if (input === undefined) {
-      millis[key] = defaults[key]
+      millis[key] = defaults[key] ?? 0
       continue
     }
     const decoded = Duration.decodeUnknown(input)
-    // Duration clamps negative numbers to zero; a negative setting is a mistake worth naming.
-    if ((typeof input === "number" || typeof input === "bigint") && input < 0) {
+    if (isNegative(input)) {
       problems.push(`${key} must not be negative (got ${String(input)})`)
-      millis[key] = defaults[key]
+      millis[key] = defaults[key] ?? 0
     } else if (Option.isNone(decoded)) {
       problems.push(`${key} is not a duration: ${JSON.stringify(input)}`)
-      millis[key] = defaults[key]
+      millis[key] = defaults[key] ?? 0
     } else {
       millis[key] = Duration.toMillis(decoded.value)
-      if (!(millis[key] >= 0)) problems.push(`${key} must not be negative (got ${String(input)})`)
     }
   }
 
@@ -101,38 +102,72 @@ export const resolve = (settings: Settings): Either.Either<ResolvedOptions, Pool
     maxUses,
     maxWaiters,
     reuse,
-    startPaused: settings.startPaused ?? defaults.startPaused
+    startPaused: settings.startPaused ?? defaults.startPaused,
+    initializationFailTimeout: settings.initializationFailTimeout === undefined ? undefined : millis.initializationFailTimeout
   })
+}
+
+/**
+ * Duration decodes every negative input (`-5`, `"-5 seconds"`, `[-5, 0]`) to
+ * zero, which would silently turn a timeout off or make it instant: a negative
+ * setting is a mistake worth naming.
+ *
+ * @internal
+ */
+export const isNegative = (input: unknown): boolean => {
+  if (typeof input === "number" || typeof input === "bigint") return input < 0
+  if (typeof input === "string") return Number(input.trim().split(/\s+/)[0]) < 0
+  if (Array.isArray(input) && input.length === 2 && typeof input[0] === "number" && typeof input[1] === "number") {
+    return input[0] * 1e9 + input[1] < 0
+  }
+  return false
 }
 
 const optional = <A>(config: Config.Config<A>) => Config.option(config).pipe(Config.map(Option.getOrUndefined))
 
+/**
+ * Like `Config.duration`, but a negative value is an error at its variable
+ * rather than zero, and `Infinity` turns the setting off.
+ */
+const duration = (name: string): Config.Config<Duration.Duration> =>
+  Config.mapOrFail(Config.string(name), (text) => {
+    if (text.trim() === "Infinity") return Either.right(Duration.infinity)
+    if (isNegative(text)) return Either.left(ConfigError.InvalidData([], `Expected a duration of at least zero but received ${text}`))
+    return Either.fromOption(
+      Duration.decodeUnknown(text),
+      () => ConfigError.InvalidData([], `Expected a duration such as "5 seconds" but received ${text}`)
+    )
+  })
+
 /** @internal */
 export const config = (prefix?: string): Config.Config<Settings> => {
-  const settings = Config.all({
-    name: optional(Config.string("NAME")),
-    maxSize: optional(Config.integer("MAX_SIZE")),
-    minIdle: optional(Config.integer("MIN_IDLE")),
-    maxConnecting: optional(Config.integer("MAX_CONNECTING")),
-    acquireTimeout: optional(Config.duration("ACQUIRE_TIMEOUT")),
-    createTimeout: optional(Config.duration("CREATE_TIMEOUT")),
-    idleTimeout: optional(Config.duration("IDLE_TIMEOUT")),
-    maxLifetime: optional(Config.duration("MAX_LIFETIME")),
-    lifetimeJitter: optional(Config.duration("LIFETIME_JITTER")),
-    maxUses: optional(Config.integer("MAX_USES")),
-    validateAfterIdle: optional(Config.duration("VALIDATE_AFTER_IDLE")),
-    checkTimeout: optional(Config.duration("CHECK_TIMEOUT")),
-    leakDetectionThreshold: optional(Config.duration("LEAK_DETECTION_THRESHOLD")),
-    traceWaitsOver: optional(Config.duration("TRACE_WAITS_OVER")),
-    maxWaiters: optional(Config.integer("MAX_WAITERS")),
-    reuse: optional(Config.literal("lifo", "fifo")("REUSE")),
-    maintenanceInterval: optional(Config.duration("MAINTENANCE_INTERVAL")),
-    drainTimeout: optional(Config.duration("DRAIN_TIMEOUT")),
-    startPaused: optional(Config.boolean("START_PAUSED"))
+  // Flat names rather than Config.nested: a ConfigError's path is then the variable a user sets
+  // (DB_POOL_MAX_SIZE), not DB_POOL.MAX_SIZE.
+  const v = (key: string) => prefix === undefined ? key : `${prefix}_${key}`
+  return Config.all({
+    name: optional(Config.string(v("NAME"))),
+    maxSize: optional(Config.integer(v("MAX_SIZE"))),
+    minIdle: optional(Config.integer(v("MIN_IDLE"))),
+    maxConnecting: optional(Config.integer(v("MAX_CONNECTING"))),
+    acquireTimeout: optional(duration(v("ACQUIRE_TIMEOUT"))),
+    createTimeout: optional(duration(v("CREATE_TIMEOUT"))),
+    idleTimeout: optional(duration(v("IDLE_TIMEOUT"))),
+    maxLifetime: optional(duration(v("MAX_LIFETIME"))),
+    lifetimeJitter: optional(duration(v("LIFETIME_JITTER"))),
+    maxUses: optional(Config.integer(v("MAX_USES"))),
+    validateAfterIdle: optional(duration(v("VALIDATE_AFTER_IDLE"))),
+    checkTimeout: optional(duration(v("CHECK_TIMEOUT"))),
+    leakDetectionThreshold: optional(duration(v("LEAK_DETECTION_THRESHOLD"))),
+    traceWaitsOver: optional(duration(v("TRACE_WAITS_OVER"))),
+    maxWaiters: optional(Config.integer(v("MAX_WAITERS"))),
+    reuse: optional(Config.literal("lifo", "fifo")(v("REUSE"))),
+    maintenanceInterval: optional(duration(v("MAINTENANCE_INTERVAL"))),
+    drainTimeout: optional(duration(v("DRAIN_TIMEOUT"))),
+    startPaused: optional(Config.boolean(v("START_PAUSED"))),
+    initializationFailTimeout: optional(duration(v("INITIALIZATION_FAIL_TIMEOUT")))
   }).pipe(Config.map((all) => {
     const defined: Record<string, unknown> = {}
     for (const [key, value] of Object.entries(all)) if (value !== undefined) defined[key] = value
     return defined as Settings
   }))
-  return prefix === undefined ? settings : Config.nested(settings, prefix)
 }

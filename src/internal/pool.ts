@@ -6,7 +6,7 @@
  * observe it half done: a connection is handed to exactly one holder, and
  * `idle + inUse + pending = total` holds between any two blocks. Work that
  * takes time (connection set-up, closing, waiting) runs in fibers the pool
- * owns: set-ups and closes in `FiberSet`s, the deadline timer and the
+ * owns: set-ups and closes in fibers the drain waits for (up to its deadline), the deadline timer and the
  * maintenance as two long-lived fibers, all under the pool's scope.
  *
  * @internal
@@ -18,13 +18,16 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import type * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ClearOptions, Pool, PoolStats, TypeId as PoolTypeId } from "../Pool.js"
@@ -42,6 +45,7 @@ import {
 import type { CheckOutFailedReason, CloseReason, PoolEvent } from "../PoolEvent.js"
 import { resolve } from "./config.js"
 import * as WaiterDeferred from "./deferred.js"
+import { describeError } from "./describe.js"
 import * as Metrics from "./metrics.js"
 import * as WaitQueue from "./waitQueue.js"
 
@@ -67,6 +71,14 @@ interface Entry<A> {
 
 type Waiter<A, E> = WaitQueue.Waiter<Entry<A>, PoolError | E>
 
+/** A connection just set up, before the pool registers it. */
+interface Made<A> {
+  readonly id: number
+  readonly value: A
+  readonly scope: Scope.CloseableScope
+  readonly startedAt: number
+}
+
 type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
 
 /** What a checkout continues with once it holds a connection. */
@@ -75,6 +87,8 @@ type Then<A, X, Y, Z> = (entry: Entry<A>) => Effect.Effect<X, Y, Z>
 /** A checkout under way, as the slow paths (waiting, validation) need it. */
 interface Checkout<A, X, Y, Z> {
   readonly startedAt: number
+  /** Arrival order, kept when a failed validation sends the checkout back to the queue. */
+  readonly seq: number
   /** Restores the caller's interruptibility around the wait. */
   readonly restore: Restore
   /** Where `get`/`use` was called, for leak reports (only with leak detection on). */
@@ -83,6 +97,20 @@ interface Checkout<A, X, Y, Z> {
 }
 
 type Spawn<R> = (effect: Effect.Effect<void, never, R>) => Fiber.RuntimeFiber<void, never>
+
+/** A set-up in flight: the attempt it is on, and its fiber, which ends only once the attempt has really stopped. */
+interface SetUpRun {
+  readonly generation: number
+  id: number
+  fiber: Fiber.RuntimeFiber<void, never> | undefined
+  /** Stopped by clear with interruptInUse, its close already reported: no second ConnectionClosed, no new attempt. */
+  stopped: boolean
+  /** The current attempt's ConnectionClosed was emitted. */
+  reported: boolean
+}
+
+/** Failed set-ups log the first of a run of the same error, then at most one summary per this interval. */
+const failureLogInterval = 30_000
 
 /** Compaction of abandoned waiters starts once this many sit in the queue. */
 const compactionFloor = 64
@@ -106,21 +134,40 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private liveWaiters = 0
   private abandonedInQueue = 0
   private nextConnectionId = 0
+  private nextSeq = 0
   private lastConnectError: unknown = undefined
   private subscribers = 0
   private timerKick: Deferred.Deferred<void> | undefined = undefined
   private timerParked = false
   private maintenanceKick: Deferred.Deferred<void> | undefined = undefined
+  private readonly kickedEarly = { timer: false, maintenance: false }
   private allReturned: Deferred.Deferred<void> | undefined = undefined
   private drained: Deferred.Deferred<void> | undefined = undefined
+  /** After a set-up gave up, minIdle is not refilled before this time (one maintenance interval): an outage is no busy loop. */
+  private refillHeldUntil = 0
+  /** The start-up check (initializationFailTimeout) while it runs. */
+  private initializing: { readonly target: number; readonly done: Deferred.Deferred<void, unknown> } | undefined =
+    undefined
+  private drainDone = false
   private readonly counters = {
     checkouts: 0,
     waits: 0,
     timeouts: 0,
     connectionsCreated: 0,
     connectionsClosed: 0,
-    connectFailures: 0
+    connectFailures: 0,
+    setupsLeftRunning: 0,
+    closesLeftRunning: 0
   }
+  /**
+   * Pool-owned fibers the drain waits for, up to its deadline. Not a
+   * FiberSet: closing the pool's scope must not hang on an acquire or a
+   * release that never ends; the drain reports those instead.
+   */
+  private readonly setUps = new Set<SetUpRun>()
+  /** Short tasks: closing connections, leak watches, reports. */
+  private readonly tasks = new Set<Fiber.RuntimeFiber<void, never>>()
+  private readonly failureLog = { key: "", at: 0, suppressed: 0 }
   private readonly metrics: Metrics.Metrics
   private readonly retrySchedule: Schedule.Schedule<unknown, unknown, R>
 
@@ -132,20 +179,27 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     private readonly waiters: WaitQueue.WaiterDeque<Waiter<A, E>>,
     private readonly waitQueue: Queue.Queue<Waiter<A, E>>,
     private readonly eventHub: PubSub.PubSub<PoolEvent>,
-    private readonly setups: FiberSet.FiberSet<void>,
-    private readonly spawnSetup: Spawn<R>,
-    /** Short pool-owned tasks the drain waits for: closing connections, leak watches, reports. */
-    private readonly tasks: FiberSet.FiberSet<void>,
-    private readonly spawnTask: Spawn<never>,
+    runtime: Runtime.Runtime<R>,
     /** The long-lived fibers: deadline timer, maintenance, drain. */
     private readonly spawnBackground: Spawn<never>
   ) {
     this.name = options.name
     this.state = options.startPaused ? "paused" : "ready"
-    this.metrics = Metrics.make(options.name)
+    this.metrics = Metrics.make(options)
     this.retrySchedule = config.retrySchedule ?? defaultRetrySchedule
     this.detectLeaks = options.leakDetectionThreshold !== Number.POSITIVE_INFINITY
     this.plainGet = this.makeGet(undefined)
+    this.fork = Runtime.runFork(runtime)
+  }
+
+  /** Starts a fiber of the pool's own, with the context it was made in; nothing waits for it but the drain. */
+  private readonly fork: <X, Y>(effect: Effect.Effect<X, Y, R>) => Fiber.RuntimeFiber<X, Y>
+
+  private readonly spawnTask: Spawn<never> = (effect) => {
+    const fiber = this.fork(effect)
+    this.tasks.add(fiber)
+    fiber.addObserver(() => this.tasks.delete(fiber))
+    return fiber
   }
 
   // --- checkout -----------------------------------------------------------
@@ -178,8 +232,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
+  /** Epoch milliseconds, with the sub-millisecond part when the clock has one. */
   private now(): number {
-    return this.clock.unsafeCurrentTimeMillis()
+    return Number(this.clock.unsafeCurrentTimeNanos()) / 1_000_000
   }
 
   /**
@@ -193,7 +248,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     then: Then<A, X, Y, Z>
   ): Effect.Effect<X, Y | PoolError | E, Z> {
     const startedAt = this.now()
-    if (this.isListened()) this.emit({ type: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
+    if (this.isListened()) this.emit({ _tag: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
     if (this.state !== "ready") return this.refuse(startedAt)
     if (this.liveWaiters === 0) {
       const entry = this.takeIdle(startedAt)
@@ -201,11 +256,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         this.markCheckedOut(entry, startedAt, startedAt)
         // The fast path hands out without building a Checkout record.
         return this.needsValidation(entry, startedAt)
-          ? this.validate(entry, { startedAt, restore, site, then })
+          ? this.validate(entry, { startedAt, seq: this.nextSeq++, restore, site, then })
           : this.deliver(entry, site, then)
       }
     }
-    return this.wait({ startedAt, restore, site, then }, false)
+    return this.wait({ startedAt, seq: this.nextSeq++, restore, site, then }, false)
   }
 
   private handOut<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
@@ -230,9 +285,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return Effect.fail(error)
   }
 
-  private wait<X, Y, Z>(checkout: Checkout<A, X, Y, Z>, front: boolean): Effect.Effect<X, Y | PoolError | E, Z> {
+  /** Parks the checkout; `again` after a failed validation: it was admitted already and goes back to its place. */
+  private wait<X, Y, Z>(checkout: Checkout<A, X, Y, Z>, again: boolean): Effect.Effect<X, Y | PoolError | E, Z> {
     const { startedAt } = checkout
-    if (this.liveWaiters >= this.options.maxWaiters) {
+    if (!again && this.liveWaiters >= this.options.maxWaiters) {
       const error = new PoolWaitQueueFullError({ pool: this.name, maxWaiters: this.options.maxWaiters })
       this.checkoutFailed(startedAt, "waitQueueFull", error)
       return Effect.fail(error)
@@ -242,19 +298,20 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       deferred: WaiterDeferred.make(),
       startedAt,
       deadline: startedAt + this.options.acquireTimeout,
+      seq: checkout.seq,
       settled: false,
       served: undefined,
       restore: checkout.restore,
       site: checkout.site,
       then: checkout.then
     }
-    if (front) this.waiters.unshift(waiter)
+    if (again) this.waiters.insertInOrder(waiter)
     else this.waitQueue.unsafeOffer(waiter)
     this.liveWaiters++
-    this.counters.waits++
+    if (!again) this.counters.waits++
     this.metrics.waiters(this.liveWaiters)
     this.ensureCapacity()
-    if (front || this.timerParked) this.kick("timer")
+    if (again || this.timerParked) this.kick("timer")
     return Effect.matchCauseEffect(waiter.restore(WaiterDeferred.await_(waiter.deferred)), {
       onFailure: (cause) => {
         this.abandon(waiter)
@@ -285,14 +342,14 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         Option.fromNullable(fiber.currentSpan),
         fiber.currentContext,
         [],
-        BigInt(startedAt) * 1_000_000n,
+        BigInt(Math.round(startedAt * 1_000_000)),
         "internal"
       )
       span.attribute("lifeguard.pool", this.name)
       span.attribute("lifeguard.pool.waited_ms", now - startedAt)
       span.attribute("lifeguard.pool.in_use", this.inUse)
       span.attribute("lifeguard.pool.waiting", this.liveWaiters)
-      span.end(BigInt(now) * 1_000_000n, outcome)
+      span.end(BigInt(Math.round(now * 1_000_000)), outcome)
       return Effect.void
     })
   }
@@ -312,7 +369,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     } else if (waiter.served !== undefined) {
       const entry = waiter.served
       waiter.served = undefined
-      this.checkIn(entry, true)
+      this.putBack(entry)
     }
   }
 
@@ -320,20 +377,37 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return this.config.validate !== undefined && now - entry.lastUsedAt >= this.options.validateAfterIdle
   }
 
+  /**
+   * Validates in the caller's fiber, within the checkout's one deadline
+   * (acquireTimeout) and checkTimeout. An interrupted caller gives the
+   * connection back as it found it: the check said nothing about it.
+   */
   private validate<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
-    return Effect.flatMap(this.check(this.config.validate!(entry.value)), (healthy) => {
-      if (healthy) return this.deliver(entry, checkout.site, checkout.then)
-      this.inUse--
-      this.destroy(entry, "error", "validation failed")
+    const left = checkout.startedAt + this.options.acquireTimeout - this.now()
+    const deadlineFirst = left < this.options.checkTimeout
+    return Effect.flatMap(this.checkExit(this.config.validate!(entry.value), Math.max(0, left)), (exit) => {
+      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
+        this.putBack(entry)
+        return Effect.failCause(exit.cause as Cause.Cause<never>)
+      }
+      if (deadlineFirst && Exit.isFailure(exit) && Cause.isFailType(exit.cause) && Cause.isTimeoutException(exit.cause.error)) {
+        this.closeInUse(entry, "error", "validation did not finish within the checkout's acquireTimeout")
+        return this.timeoutCheckout(checkout.startedAt)
+      }
+      const healthy = Exit.isSuccess(exit) && exit.value
+      // The pool may have closed it meanwhile (clear with interruptInUse, the drain deadline): never hand that out.
+      if (healthy && entry.state === "inUse") return this.deliver(entry, checkout.site, checkout.then)
+      if (entry.state === "inUse") this.closeInUse(entry, "error", "validation failed")
       return Effect.suspend(() => this.retryAfterInvalid(checkout))
     })
   }
 
-  /** After a failed validation the caller keeps its place: it goes to the front of the queue. */
+  /** After a failed validation the caller keeps its place: no older waiter is passed, no younger one passes it. */
   private retryAfterInvalid<X, Y, Z>(checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
     if (this.state !== "ready") return this.refuse(checkout.startedAt)
     const now = this.now()
-    const entry = this.liveWaiters === 0 ? this.takeIdle(now) : undefined
+    const head = this.liveHead()
+    const entry = head === undefined || head.seq > checkout.seq ? this.takeIdle(now) : undefined
     if (entry === undefined) return this.wait(checkout, true)
     this.markCheckedOut(entry, checkout.startedAt, now)
     return this.handOut(entry, checkout)
@@ -341,13 +415,36 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /** Runs a user check (validate or reset) bounded by checkTimeout; any failure counts as "broken". */
   private check(effect: Effect.Effect<boolean, unknown, R>): Effect.Effect<boolean> {
+    return Effect.map(this.checkExit(effect, this.options.checkTimeout), (exit) => Exit.isSuccess(exit) && exit.value)
+  }
+
+  private checkExit(effect: Effect.Effect<boolean, unknown, R>, limit: number): Effect.Effect<Exit.Exit<boolean, unknown>> {
     return effect.pipe(
       // Checks run inside uninterruptible regions; the timeout must still be able to stop them.
       Effect.interruptible,
-      Effect.timeout(this.options.checkTimeout),
+      Effect.timeout(Math.min(limit, this.options.checkTimeout)),
       Effect.provide(this.context),
-      Effect.catchAllCause(() => Effect.succeed(false))
+      Effect.exit
     )
+  }
+
+  private timeoutError(): PoolTimeoutError {
+    return new PoolTimeoutError({
+      pool: this.name,
+      timeout: Duration.millis(this.options.acquireTimeout),
+      maxSize: this.options.maxSize,
+      counts: this.counts(),
+      lastConnectError: this.lastConnectError,
+      createTimeout: Duration.millis(this.options.createTimeout)
+    })
+  }
+
+  /** A checkout not in the queue ran out of time (its validation overran the deadline). */
+  private timeoutCheckout(startedAt: number): Effect.Effect<never, PoolTimeoutError> {
+    const error = this.timeoutError()
+    this.counters.timeouts++
+    this.checkoutFailed(startedAt, "timeout", error)
+    return Effect.fail(error)
   }
 
   /** Takes the next idle connection, closing any that went stale, idle too long or past their lifetime. */
@@ -379,7 +476,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.updateUseGauges()
     if (this.isListened()) {
       this.emit({
-        type: "ConnectionCheckedOut",
+        _tag: "ConnectionCheckedOut",
         pool: this.name,
         time: now,
         connectionId: entry.id,
@@ -400,11 +497,22 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
-  private checkIn(entry: Entry<A>, healthy: boolean): void {
+  /**
+   * Returns a connection its checkout never used (the caller was interrupted
+   * as it was handed over, or while validating): no use is counted and its
+   * idle time is kept, so maxUses and validateAfterIdle see it as before.
+   */
+  private putBack(entry: Entry<A>): void {
+    if (entry.state !== "inUse") return
+    entry.uses--
+    this.checkIn(entry, true, false)
+  }
+
+  private checkIn(entry: Entry<A>, healthy: boolean, used = true): void {
     const now = this.now()
     if (this.isListened()) {
       this.emit({
-        type: "ConnectionCheckedIn",
+        _tag: "ConnectionCheckedIn",
         pool: this.name,
         time: now,
         connectionId: entry.id,
@@ -413,21 +521,26 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     }
     // Closed while out (clear with interruptInUse, or the drain deadline): already accounted for.
     if (entry.state !== "inUse") return
-    this.inUse--
-    this.metrics.connectionUse(now - entry.checkedOutAt)
+    this.leftUse()
+    if (used) this.metrics.connectionUse(now - entry.checkedOutAt)
     if (entry.leakWatch !== undefined) {
       entry.leakWatch.unsafeInterruptAsFork(FiberId.none)
       entry.leakWatch = undefined
     }
     const reason = this.returnRetireReason(entry, now, healthy)
     if (reason === undefined) {
-      entry.lastUsedAt = now
+      if (used) entry.lastUsedAt = now
       this.handOff(entry, now)
     } else {
       this.destroy(entry, reason)
     }
-    if (this.inUse === 0 && this.allReturned !== undefined) Deferred.unsafeDone(this.allReturned, Exit.void)
     this.updateUseGauges()
+  }
+
+  /** Every way a connection stops being in use comes through here, so the drain hears of the last one. */
+  private leftUse(): void {
+    this.inUse--
+    if (this.inUse === 0 && this.allReturned !== undefined) Deferred.unsafeDone(this.allReturned, Exit.void)
   }
 
   private returnRetireReason(entry: Entry<A>, now: number, healthy: boolean): CloseReason | undefined {
@@ -459,6 +572,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     }
     entry.state = "idle"
     this.idle.push(entry)
+    if (this.initializing !== undefined) this.checkInitialized()
   }
 
   readonly invalidate = (connection: A): Effect.Effect<void> =>
@@ -477,54 +591,166 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   /** Starts set-ups while waiters (and minIdle) want more than idle and pending cover, within the limits. */
   private ensureCapacity(): void {
     if (this.state !== "ready") return
-    let deficit = this.liveWaiters + this.options.minIdle - this.idle.length - this.pending
+    let deficit = this.liveWaiters + this.idleWanted() - this.idle.length - this.pending
     if (deficit <= 0 || this.total >= this.options.maxSize || this.pending >= this.options.maxConnecting) return
     while (deficit > 0 && this.total < this.options.maxSize && this.pending < this.options.maxConnecting) {
       this.total++
       this.pending++
       deficit--
-      this.spawnSetup(this.setUp(this.generation))
+      const run: SetUpRun = { generation: this.generation, id: 0, fiber: undefined, stopped: false, reported: false }
+      this.setUps.add(run)
+      run.fiber = this.fork(this.setUp(run))
     }
     this.updateGauges()
   }
 
-  private setUpStillWanted(generation: number): boolean {
-    return this.state === "ready" && generation === this.generation &&
-      this.liveWaiters + this.options.minIdle > this.idle.length + this.pending - 1
+  /** Idle connections the pool sets up without a waiter: minIdle, or the start-up check's target. */
+  private idleWanted(): number {
+    const target = this.initializing === undefined ? 0 : this.initializing.target
+    const minIdle = this.options.minIdle > 0 && this.now() < this.refillHeldUntil ? 0 : this.options.minIdle
+    return Math.max(minIdle, target)
   }
 
-  private setUp(generation: number): Effect.Effect<void, never, R> {
-    const attempt = Effect.suspend(() => {
-      const id = ++this.nextConnectionId
-      const startedAt = this.now()
-      this.emitIfListened(() => ({ type: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
-      return Effect.flatMap(Scope.make(), (scope) =>
-        this.config.acquire.pipe(
-          Scope.extend(scope),
-          // A factory whose acquire is uninterruptible (acquireRelease) still honours createTimeout:
-          // it finishes in the background and its finalizer runs when it lands in the closed scope.
-          Effect.disconnect,
-          Effect.timeoutFail({
-            duration: this.options.createTimeout,
-            onTimeout: () => new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(this.options.createTimeout) })
-          }),
-          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)),
-          Effect.tapErrorCause((cause) => this.connectFailed(id, cause)),
-          Effect.map((value) => ({ id, value, scope, startedAt }))
-        ))
+  private setUpStillWanted(generation: number): boolean {
+    return this.state === "ready" && generation === this.generation &&
+      this.liveWaiters + this.idleWanted() > this.idle.length + this.pending - 1
+  }
+
+  /** Retrying cannot fix an error the user's isRetryable rejects; a timeout can always be retried. */
+  private isRetryable(error: unknown): boolean {
+    if (error instanceof ConnectTimeoutError || this.config.isRetryable === undefined) return true
+    try {
+      return this.config.isRetryable(error as E)
+    } catch {
+      return true
+    }
+  }
+
+  /**
+   * A set-up ended without a connection and without being interrupted. A
+   * permanent error fails every waiter now (it would fail each of them the
+   * same way); a schedule that ran out fails the oldest waiter.
+   */
+  private setUpGaveUp(generation: number, cause: Cause.Cause<unknown>): void {
+    const failure = Cause.failureOption(cause)
+    const permanent = Option.isSome(failure) && !this.isRetryable(failure.value)
+    this.refillHeldUntil = this.now() + this.options.maintenanceInterval
+    if (this.initializing !== undefined) {
+      Deferred.unsafeDone(this.initializing.done, Exit.failCause(cause))
+      this.initializing = undefined
+    }
+    if (this.liveWaiters === 0) {
+      // A background set-up (for minIdle): no checkout to tell, so the pool is cleared, as CMAP asks.
+      if (generation === this.generation && this.options.minIdle > 0) {
+        const error = Cause.squash(cause)
+        if (this.clearNow({ pause: this.options.startPaused, reason: error })) this.spawnTask(this.logCleared(error))
+      }
+    } else if (permanent) this.failAllWaitersCause("connectionError", failure.value, cause as Cause.Cause<E>)
+    else if (this.setUpStillWanted(generation)) this.failOldestWaiter(cause)
+  }
+
+  /**
+   * The start-up check: opens `max(1, minIdle)` connections (they stay idle)
+   * and fails with the set-up error, or ConnectTimeoutError, if it cannot
+   * within initializationFailTimeout. A permanent error fails it at once.
+   */
+  initialize(timeout: number): Effect.Effect<void, E | ConnectTimeoutError> {
+    return Effect.suspend(() => {
+      const done = Deferred.unsafeMake<void, unknown>(FiberId.none)
+      this.initializing = { target: Math.max(1, this.options.minIdle), done }
+      this.ensureCapacity()
+      this.checkInitialized()
+      return (Deferred.await(done) as Effect.Effect<void, E>).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            (this.lastConnectError as E | undefined) ??
+              new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(timeout), setting: "initializationFailTimeout" })
+        }),
+        Effect.ensuring(Effect.sync(() => {
+          this.initializing = undefined
+        }))
+      )
     })
-    return attempt.pipe(
-      Effect.retry({ schedule: this.retrySchedule, while: () => this.setUpStillWanted(generation) }),
+  }
+
+  private checkInitialized(): void {
+    if (this.initializing !== undefined && this.idle.length >= this.initializing.target) {
+      Deferred.unsafeDone(this.initializing.done, Exit.void)
+    }
+  }
+
+  /**
+   * One connection slot, from the first attempt until a connection is made or
+   * the set-up stops. Each attempt's acquire runs in a fiber of its own; an
+   * attempt that overruns createTimeout is reported at once, but its slot is
+   * held until the acquire has really ended and its scope closed, so the
+   * factory never sees more than maxConnecting set-ups or maxSize connections.
+   */
+  private setUp(run: SetUpRun): Effect.Effect<void, never, R> {
+    const generation = run.generation
+    let scheduleState: unknown = this.retrySchedule.initial
+    const attempt = (restore: Restore): Effect.Effect<Made<A> | undefined, never, R> =>
+      Effect.suspend(() => {
+        if (run.stopped) return Effect.succeed(undefined)
+        const id = ++this.nextConnectionId
+        run.id = id
+        run.reported = false
+        const startedAt = this.now()
+        this.emitIfListened(() => ({ _tag: "ConnectionCreated", pool: this.name, time: startedAt, connectionId: id }))
+        const scope = Effect.runSync(Scope.make())
+        const connecting = this.fork(Scope.extend(this.config.acquire, scope))
+        // Ends the attempt for good: the acquire has stopped (an uninterruptible one, when it lands) and its scope is closed.
+        const end = (exit: Exit.Exit<unknown, unknown>) =>
+          Effect.uninterruptible(Effect.zipRight(Fiber.interrupt(connecting), Scope.close(scope, exit)))
+        return restore(Effect.timeoutOption(Fiber.await(connecting), this.options.createTimeout)).pipe(
+          Effect.onInterrupt(() => end(Exit.void)),
+          Effect.flatMap((outcome): Effect.Effect<Made<A> | undefined, never, R> => {
+            if (Option.isSome(outcome) && Exit.isSuccess(outcome.value)) {
+              return Effect.succeed({ id, value: outcome.value.value, scope, startedAt })
+            }
+            const cause: Cause.Cause<unknown> = Option.isSome(outcome) && Exit.isFailure(outcome.value)
+              ? outcome.value.cause
+              : Cause.fail(new ConnectTimeoutError({ pool: this.name, timeout: Duration.millis(this.options.createTimeout) }))
+            // A failed acquire has ended already: close its scope first, so the waiters hear of the
+            // failure with the slot free. A timed-out one may run on: report it now, end it after.
+            const timedOut = Option.isNone(outcome)
+            const ended = timedOut ? Effect.void : end(Exit.failCause(cause))
+            const endTimedOut = timedOut ? end(Exit.failCause(cause)) : Effect.void
+            return ended.pipe(
+              Effect.zipRight(this.connectFailed(run, cause)),
+              Effect.zipRight(this.retryAt(generation, cause, scheduleState)),
+              Effect.flatMap((next) => {
+                if (next === undefined) return Effect.as(endTimedOut, undefined)
+                scheduleState = next.state
+                return endTimedOut.pipe(
+                  Effect.zipRight(
+                    Effect.suspend(() => restore(this.clock.sleep(Duration.millis(Math.max(0, next.at - this.now())))))
+                  ),
+                  Effect.zipRight(
+                    Effect.suspend(() => this.setUpStillWanted(generation) ? attempt(restore) : Effect.succeed(undefined))
+                  )
+                )
+              })
+            )
+          })
+        )
+      })
+    return Effect.uninterruptibleMask((restore) => attempt(restore)).pipe(
       Effect.zip(Effect.randomWith((random) => random.next)),
       Effect.onExit((exit) =>
         Effect.sync(() => {
           this.pending--
-          if (Exit.isSuccess(exit)) {
-            const [made, random] = exit.value
-            this.register(made.id, made.value, made.scope, generation, made.startedAt, random)
+          this.setUps.delete(run)
+          const made = Exit.isSuccess(exit) ? exit.value[0] : undefined
+          if (made !== undefined && run.stopped) {
+            // Landed after clear stopped it (its close is reported): closed without a second event.
+            this.total--
+            this.spawnTask(Scope.close(made.scope, Exit.void))
+          } else if (made !== undefined && Exit.isSuccess(exit)) {
+            this.register(made.id, made.value, made.scope, generation, made.startedAt, exit.value[1])
           } else {
             this.total--
-            if (!Exit.isInterrupted(exit) && this.setUpStillWanted(generation)) this.failOldestWaiter(exit.cause)
           }
           this.ensureCapacity()
           this.updateGauges()
@@ -535,20 +761,80 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     )
   }
 
-  private connectFailed(id: number, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+  /**
+   * After a failed attempt, while this set-up still holds its slot: when to
+   * try again, or `undefined` to stop. A permanent error or a schedule that
+   * ran out gives up (and tells the waiters); a set-up no longer wanted
+   * stops quietly, since another one covers the waiters.
+   */
+  private retryAt(
+    generation: number,
+    cause: Cause.Cause<unknown>,
+    state: unknown
+  ): Effect.Effect<{ readonly at: number; readonly state: unknown } | undefined, never, R> {
+    return Effect.suspend(() => {
+      const failure = Cause.failureOption(cause)
+      if (Option.isNone(failure) || !this.isRetryable(failure.value)) {
+        this.setUpGaveUp(generation, cause)
+        return Effect.succeed(undefined)
+      }
+      if (!this.setUpStillWanted(generation)) return Effect.succeed(undefined)
+      const now = this.now()
+      return Effect.map(this.retrySchedule.step(now, failure.value, state), ([next, _, decision]) => {
+        if (ScheduleDecision.isDone(decision)) {
+          this.setUpGaveUp(generation, cause)
+          return undefined
+        }
+        return { at: ScheduleIntervals.start(decision.intervals), state: next }
+      })
+    })
+  }
+
+  private connectFailed(run: SetUpRun, cause: Cause.Cause<unknown>): Effect.Effect<void> {
     const error = Cause.squash(cause)
     this.lastConnectError = error
     this.counters.connectFailures++
-    this.metrics.connectFailures(1)
+    this.metrics.connectFailures(error)
+    if (!run.stopped) this.reportSetUpClosed(run, "error", error)
+    return this.logConnectFailure(error)
+  }
+
+  /** A set-up's attempt ended without a connection: ConnectionClosed once per attempt. */
+  private reportSetUpClosed(run: SetUpRun, reason: CloseReason, error?: unknown): void {
+    if (run.reported) return
+    run.reported = true
     this.emitIfListened(() => ({
-      type: "ConnectionClosed",
+      _tag: "ConnectionClosed",
       pool: this.name,
       time: this.now(),
-      connectionId: id,
-      reason: "error",
-      error
+      connectionId: run.id,
+      reason,
+      ...(error === undefined ? {} : { error })
     }))
-    return Effect.logWarning("connection set-up failed", error)
+  }
+
+  /**
+   * One line per distinct set-up error, then at most one summary per
+   * interval while the same error repeats: a long outage is not a wall of warnings.
+   */
+  private logConnectFailure(error: unknown): Effect.Effect<void> {
+    const now = this.now()
+    const message = describeError(error)
+    // The same error again, up to the numbers in it (attempt counters, ports, timings).
+    const key = message.replace(/\d+/g, "#")
+    const log = this.failureLog
+    if (key === log.key && now - log.at < failureLogInterval) {
+      log.suppressed++
+      return Effect.void
+    }
+    const repeats = key === log.key ? log.suppressed : 0
+    log.key = key
+    log.at = now
+    log.suppressed = 0
+    const text = repeats === 0
+      ? "connection set-up failed"
+      : `connection set-up failed again, ${repeats} more time(s) since the last report`
+    return Effect.logWarning(text).pipe(Effect.annotateLogs("error", message))
   }
 
   private register(
@@ -576,11 +862,12 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.entries.set(value, entry)
     // A timeout after this is about a busy pool, not about the last failed set-up.
     this.lastConnectError = undefined
+    this.refillHeldUntil = 0
     this.counters.connectionsCreated++
     this.metrics.connectionsCreated(1)
     this.metrics.connectionSetup(now - startedAt)
     this.emitIfListened(() => ({
-      type: "ConnectionReady",
+      _tag: "ConnectionReady",
       pool: this.name,
       time: now,
       connectionId: id,
@@ -599,7 +886,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.counters.connectionsClosed++
     this.metrics.connectionsClosed(reason, 1)
     this.emitIfListened(() => ({
-      type: "ConnectionClosed",
+      _tag: "ConnectionClosed",
       pool: this.name,
       time: this.now(),
       connectionId: entry.id,
@@ -615,10 +902,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.updateGauges()
   }
 
-  /** Closes a connection that is checked out; its holder's return becomes a no-op. */
-  private closeInUse(entry: Entry<A>, reason: CloseReason): void {
-    this.inUse--
-    this.destroy(entry, reason)
+  /** Closes a connection that is checked out; its holder's return becomes a no-op. Only once: it is then `closed`. */
+  private closeInUse(entry: Entry<A>, reason: CloseReason, error?: unknown): void {
+    if (entry.state !== "inUse") return
+    this.leftUse()
+    this.destroy(entry, reason, error)
   }
 
   private startLeakWatch(entry: Entry<A>, holder: string): void {
@@ -628,16 +916,19 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       Effect.sleep(threshold).pipe(
         Effect.zipRight(Effect.suspend(() => {
           this.emitIfListened(() => ({
-            type: "ConnectionLeakSuspected",
+            _tag: "ConnectionLeakSuspected",
             pool: this.name,
             time: this.now(),
             connectionId: entry.id,
             heldFor: this.now() - entry.checkedOutAt,
             checkedOutAt: holder
           }))
-          return Effect.logWarning(
-            `connection ${entry.id} of pool "${this.name}" has been checked out for longer than ` +
-              `leakDetectionThreshold (${Duration.format(threshold)}); was it returned? It was checked out ${holder}`
+          return Effect.logWarning("connection checked out for longer than leakDetectionThreshold; was it returned?").pipe(
+            Effect.annotateLogs({
+              connectionId: entry.id,
+              leakDetectionThreshold: Duration.format(threshold),
+              checkedOutBy: holder
+            })
           )
         })),
         Effect.annotateLogs("pool", this.name)
@@ -664,28 +955,35 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const remaining = head.deadline - this.now()
     if (remaining > 0) return Effect.raceFirst(this.clock.sleep(Duration.millis(remaining)), this.awaitKick("timer"))
     this.waiters.poll(undefined)
-    this.failWaiter(head, "timeout", new PoolTimeoutError({
-      pool: this.name,
-      timeout: Duration.millis(this.options.acquireTimeout),
-      maxSize: this.options.maxSize,
-      counts: this.counts(),
-      lastConnectError: this.lastConnectError
-    }))
+    this.failWaiter(head, "timeout", this.timeoutError())
     this.counters.timeouts++
     return Effect.void
   }).pipe(Effect.forever)
 
   private failWaiter(waiter: Waiter<A, E>, reason: CheckOutFailedReason, error: PoolError): void {
+    this.failWaiterCause(waiter, reason, error, Cause.fail(error))
+  }
+
+  private failWaiterCause(
+    waiter: Waiter<A, E>,
+    reason: CheckOutFailedReason,
+    error: unknown,
+    cause: Cause.Cause<PoolError | E>
+  ): void {
     waiter.settled = true
     this.liveWaiters--
     this.metrics.waiters(this.liveWaiters)
     this.checkoutFailed(waiter.startedAt, reason, error)
-    Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
+    Deferred.unsafeDone(waiter.deferred, Exit.failCause(cause))
   }
 
   private failAllWaiters(reason: CheckOutFailedReason, error: PoolError): void {
+    this.failAllWaitersCause(reason, error, Cause.fail(error))
+  }
+
+  private failAllWaitersCause(reason: CheckOutFailedReason, error: unknown, cause: Cause.Cause<PoolError | E>): void {
     for (let waiter = this.waiters.poll(undefined); waiter !== undefined; waiter = this.waiters.poll(undefined)) {
-      if (!waiter.settled) this.failWaiter(waiter, reason, error)
+      if (!waiter.settled) this.failWaiterCause(waiter, reason, error, cause)
     }
     this.abandonedInQueue = 0
   }
@@ -695,11 +993,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const head = this.liveHead()
     if (head === undefined) return
     this.waiters.poll(undefined)
-    head.settled = true
-    this.liveWaiters--
-    this.metrics.waiters(this.liveWaiters)
-    this.checkoutFailed(head.startedAt, "connectionError", Cause.squash(cause))
-    Deferred.unsafeDone(head.deferred, Exit.failCause(cause as Cause.Cause<E>))
+    this.failWaiterCause(head, "connectionError", Cause.squash(cause), cause as Cause.Cause<E>)
   }
 
   private checkoutFailed(startedAt: number, reason: CheckOutFailedReason, error: unknown): void {
@@ -707,7 +1001,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.emitIfListened(() => {
       const now = this.now()
       return {
-        type: "ConnectionCheckOutFailed",
+        _tag: "ConnectionCheckOutFailed",
         pool: this.name,
         time: now,
         reason,
@@ -720,40 +1014,60 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   // --- generations, maintenance, drain -------------------------------------
 
   readonly clear = (options: ClearOptions = {}): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      if (this.state !== "ready") return Effect.void
-      const interruptInUse = options.interruptInUse ?? false
-      const stale = this.generation++
-      if (options.pause === true) this.state = "paused"
-      this.emitIfListened(() => ({
-        type: "ConnectionPoolCleared",
+    Effect.suspend(() => this.clearNow(options) ? this.logCleared(options.reason) : Effect.void)
+
+  private logCleared(reason: unknown): Effect.Effect<void> {
+    return Effect.logInfo("pool cleared").pipe(
+      Effect.annotateLogs({
         pool: this.name,
-        time: this.now(),
         generation: this.generation,
-        interruptInUseConnections: interruptInUse
-      }))
-      this.failAllWaiters(
-        "connectionError",
-        new PoolClearedError({ pool: this.name, generation: this.generation, reason: options.reason })
-      )
-      for (const entry of this.idle.splice(0)) this.destroy(entry, "stale")
-      if (interruptInUse) {
-        for (const entry of this.entries.values()) {
-          if (entry.state === "inUse" && entry.generation <= stale) this.closeInUse(entry, "stale")
-        }
+        ...(reason === undefined ? {} : { reason: describeError(reason) })
+      })
+    )
+  }
+
+  /** The clear itself, in one step; false when the pool was not ready (nothing to clear). */
+  private clearNow(options: ClearOptions): boolean {
+    if (this.state !== "ready") return false
+    const interruptInUse = options.interruptInUse ?? false
+    const stale = this.generation++
+    if (options.pause === true) this.state = "paused"
+    this.metrics.generation(this.generation)
+    this.emitIfListened(() => ({
+      _tag: "ConnectionPoolCleared",
+      pool: this.name,
+      time: this.now(),
+      generation: this.generation,
+      interruptInUseConnections: interruptInUse
+    }))
+    if (interruptInUse) {
+      // Set-ups in flight are stopped too, each reported closed before the waiters hear of the clear.
+      for (const run of this.setUps) {
+        if (run.stopped || run.generation > stale) continue
+        run.stopped = true
+        if (run.id > 0) this.reportSetUpClosed(run, "stale")
+        run.fiber?.unsafeInterruptAsFork(FiberId.none)
       }
-      this.updateGauges()
-      this.kick("maintenance")
-      const why = options.reason === undefined ? [] : [options.reason]
-      return Effect.logInfo(`pool cleared, now at generation ${this.generation}`, ...why).pipe(
-        Effect.annotateLogs("pool", this.name)
-      )
-    })
+    }
+    this.failAllWaiters(
+      "connectionError",
+      new PoolClearedError({ pool: this.name, generation: this.generation, reason: options.reason })
+    )
+    for (const entry of this.idle.splice(0)) this.destroy(entry, "stale")
+    if (interruptInUse) {
+      for (const entry of this.entries.values()) {
+        if (entry.state === "inUse" && entry.generation <= stale) this.closeInUse(entry, "stale")
+      }
+    }
+    this.updateGauges()
+    this.kick("maintenance")
+    return true
+  }
 
   readonly ready: Effect.Effect<void> = Effect.sync(() => {
     if (this.state !== "paused") return
     this.state = "ready"
-    this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolReady", pool: this.name, time: this.now() }))
     this.kick("maintenance")
   })
 
@@ -777,6 +1091,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   private awaitKick(which: "timer" | "maintenance"): Effect.Effect<void> {
     return Effect.suspend(() => {
+      if (this.kickedEarly[which]) {
+        this.kickedEarly[which] = false
+        return Effect.void
+      }
       const deferred = Deferred.unsafeMake<void>(FiberId.none)
       if (which === "timer") this.timerKick = deferred
       else this.maintenanceKick = deferred
@@ -786,7 +1104,11 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   private kick(which: "timer" | "maintenance"): void {
     const deferred = which === "timer" ? this.timerKick : this.maintenanceKick
-    if (deferred === undefined) return
+    if (deferred === undefined) {
+      // Not parked yet (it is still starting, or busy): the kick waits for it rather than being lost.
+      this.kickedEarly[which] = true
+      return
+    }
     if (which === "timer") this.timerKick = undefined
     else this.maintenanceKick = undefined
     Deferred.unsafeDone(deferred, Exit.void)
@@ -802,11 +1124,12 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   })
 
   private drainNow(drained: Deferred.Deferred<void>): Effect.Effect<void> {
+    const deadline = this.now() + this.options.drainTimeout
     this.state = "closed"
     this.failAllWaiters("poolClosed", new PoolClosedError({ pool: this.name }))
     for (const entry of this.idle.splice(0)) this.destroy(entry, "poolClosed")
     this.updateGauges()
-    this.emitIfListened(() => ({ type: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
     const allReturned = Deferred.unsafeMake<void>(FiberId.none)
     if (this.inUse === 0) Deferred.unsafeDone(allReturned, Exit.void)
     else this.allReturned = allReturned
@@ -816,18 +1139,54 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         Effect.suspend(() => {
           const late = [...this.entries.values()].filter((entry) => entry.state === "inUse")
           for (const entry of late) this.closeInUse(entry, "poolClosed")
-          return Effect.logWarning(
-            `closed ${late.length} connection(s) still checked out after drainTimeout ` +
-              `(${Duration.format(Duration.millis(this.options.drainTimeout))})`
+          return Effect.logWarning("closed the connections still checked out after drainTimeout").pipe(
+            Effect.annotateLogs({
+              connections: late.length,
+              drainTimeout: Duration.format(Duration.millis(this.options.drainTimeout))
+            })
           )
         })
       ),
-      Effect.zipRight(FiberSet.clear(this.setups)),
-      Effect.zipRight(FiberSet.awaitEmpty(this.tasks)),
+      Effect.zipRight(Effect.suspend(() => {
+        for (const run of this.setUps) run.fiber?.unsafeInterruptAsFork(FiberId.none)
+        return this.awaitEnded(deadline)
+      })),
+      Effect.zipRight(Effect.suspend(() => this.reportLeftRunning())),
       Effect.zipRight(this.waitQueue.shutdown),
       Effect.zipRight(PubSub.shutdown(this.eventHub)),
+      Effect.zipRight(Effect.sync(() => {
+        this.drainDone = true
+        this.metrics.close()
+      })),
       Effect.zipRight(Deferred.succeed(drained, undefined)),
       Effect.annotateLogs("pool", this.name)
+    )
+  }
+
+  /** Waits, until the drain's deadline, for every set-up and task to end; new tasks may start meanwhile. */
+  private awaitEnded(deadline: number): Effect.Effect<void> {
+    const next = (): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const running: Array<Fiber.RuntimeFiber<void, never>> = [...this.tasks]
+        for (const run of this.setUps) if (run.fiber !== undefined) running.push(run.fiber)
+        return running.length === 0 ? Effect.void : Effect.zipRight(Fiber.awaitAll(running), next())
+      })
+    return Effect.suspend(() => Effect.ignore(Effect.timeout(next(), Math.max(0, deadline - this.now()))))
+  }
+
+  /** "No fiber left behind": what outlived the drain's deadline is counted and logged, not silently dropped. */
+  private reportLeftRunning(): Effect.Effect<void> {
+    this.counters.setupsLeftRunning = this.setUps.size
+    this.counters.closesLeftRunning = this.tasks.size
+    if (this.setUps.size === 0 && this.tasks.size === 0) return Effect.void
+    return Effect.logWarning(
+      "drainTimeout passed with set-ups or closes still running; they finish in the background"
+    ).pipe(
+      Effect.annotateLogs({
+        setupsLeftRunning: this.setUps.size,
+        closesLeftRunning: this.tasks.size,
+        drainTimeout: Duration.format(Duration.millis(this.options.drainTimeout))
+      })
     )
   }
 
@@ -848,6 +1207,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     generation: this.generation,
     paused: this.state === "paused",
     closed: this.state === "closed",
+    draining: this.drained !== undefined && !this.drainDone,
+    lastConnectError: this.lastConnectError,
     ...this.counters
   }))
 
@@ -870,22 +1231,22 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private updateGauges(): void {
     this.updateUseGauges()
     this.metrics.pending(this.pending)
-    this.metrics.size(this.total)
   }
 
   private isListened(): boolean {
     return this.config.onEvent !== undefined || this.subscribers > 0
   }
 
-  private emit(event: PoolEvent): void {
+  private emit(made: PoolEvent): void {
+    const event = this.config.address === undefined ? made : { ...made, address: this.config.address }
     if (this.config.onEvent !== undefined) {
       try {
         this.config.onEvent(event)
       } catch (error) {
         // A listener's bug must not leave the pool half way through a hand-off.
         this.spawnTask(
-          Effect.logError(`the onEvent listener threw on ${event.type}; the event was dropped for it`, error).pipe(
-            Effect.annotateLogs("pool", this.name)
+          Effect.logError("the onEvent listener threw; the event was dropped for it", Cause.die(error)).pipe(
+            Effect.annotateLogs({ pool: this.name, event: event._tag })
           )
         )
       }
@@ -899,9 +1260,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /** Starts the background fibers and announces the pool. */
   start(): void {
-    this.emitIfListened(() => ({ type: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
+    this.emitIfListened(() => ({ _tag: "ConnectionPoolCreated", pool: this.name, time: this.now(), options: this.options }))
     if (this.state === "ready") {
-      this.emitIfListened(() => ({ type: "ConnectionPoolReady", pool: this.name, time: this.now() }))
+      this.emitIfListened(() => ({ _tag: "ConnectionPoolReady", pool: this.name, time: this.now() }))
     }
     this.spawnBackground(Effect.asVoid(this.deadlineTimer))
     this.spawnBackground(Effect.asVoid(this.maintenance))
@@ -926,18 +1287,31 @@ const describeHolder = (fiber: Fiber.RuntimeFiber<unknown, unknown>, site: Error
     (frame === undefined ? "" : `, ${frame}`)
 }
 
-/** @internal */
-export const make = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Pool<A, E>, PoolConfigError, Scope.Scope | R> =>
+/**
+ * The constructor's two faces: without a start-up check building the pool
+ * fails only on bad options; with one it can also fail with a set-up error.
+ *
+ * @internal
+ */
+export interface Make {
+  <A, E = never, R = never>(
+    options: Options<A, E, R> & { readonly initializationFailTimeout?: undefined }
+  ): Effect.Effect<Pool<A, E>, PoolConfigError, Scope.Scope | R>
+  <A, E = never, R = never>(
+    options: Options<A, E, R>
+  ): Effect.Effect<Pool<A, E>, PoolConfigError | E | ConnectTimeoutError, Scope.Scope | R>
+}
+
+const makePool = <A, E, R>(
+  options: Options<A, E, R>
+): Effect.Effect<Pool<A, E>, PoolConfigError | E | ConnectTimeoutError, Scope.Scope | R> =>
   Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const context = yield* Effect.context<R>()
     const clock = yield* Effect.clock
     const background = yield* FiberSet.make<void>()
     const spawnBackground = yield* FiberSet.runtime(background)<never>()
-    const tasks = yield* FiberSet.make<void>()
-    const spawnTask = yield* FiberSet.runtime(tasks)<never>()
-    const setups = yield* FiberSet.make<void>()
-    const spawnSetup = yield* FiberSet.runtime(setups)<R>()
+    const runtime = yield* Effect.runtime<R>()
     const { deque, queue } = yield* WaitQueue.make<Waiter<A, E>>()
     const eventHub = yield* PubSub.unbounded<PoolEvent>()
     const pool = new PoolImpl(
@@ -948,15 +1322,15 @@ export const make = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Pool<A, 
       deque,
       queue,
       eventHub,
-      setups,
-      spawnSetup,
-      tasks,
-      spawnTask,
+      runtime,
       spawnBackground
     )
     // Finalizers run last-added first: drain runs before the fiber sets interrupt what is left.
     yield* Effect.addFinalizer(() => pool.drain)
     pool.start()
+    if (resolved.initializationFailTimeout !== undefined) yield* pool.initialize(resolved.initializationFailTimeout)
     return pool
   })
 
+/** @internal */
+export const make: Make = makePool as Make

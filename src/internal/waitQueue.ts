@@ -16,6 +16,8 @@ export interface Waiter<T, E> {
   readonly deferred: Deferred.Deferred<T, E>
   readonly startedAt: number
   readonly deadline: number
+  /** Arrival order: a waiter put back after a failed validation goes back to this place. */
+  readonly seq: number
   /** True once served, failed or abandoned: the slot is dead. */
   settled: boolean
   /** What it was served, until its caller takes it (or gives it back). */
@@ -25,7 +27,7 @@ export interface Waiter<T, E> {
 const variance = { _A: (_: unknown) => _ }
 
 /** @internal */
-export class WaiterDeque<W extends { settled: boolean }> implements Queue.BackingQueue<W> {
+export class WaiterDeque<W extends { settled: boolean; readonly seq: number }> implements Queue.BackingQueue<W> {
   readonly [Queue.BackingQueueTypeId] = variance as Queue.BackingQueue<W>[typeof Queue.BackingQueueTypeId]
   private items: Array<W | undefined> = new Array(16)
   private head = 0
@@ -47,12 +49,24 @@ export class WaiterDeque<W extends { settled: boolean }> implements Queue.Backin
     for (const element of elements) this.offer(element)
     return Chunk.empty()
   }
-  /** Puts a waiter back at the front: it keeps its place after a failed validation. */
-  unshift(element: W): void {
+  /**
+   * Puts a waiter back in arrival order after a failed validation: ahead of
+   * every younger waiter, behind every older one. It was being served, so it
+   * lands near the front; the walk is short.
+   */
+  insertInOrder(element: W): void {
     if (this.size === this.items.length) this.grow()
-    this.head = (this.head - 1) & (this.items.length - 1)
-    this.items[this.head] = element
+    const mask = this.items.length - 1
+    this.head = (this.head - 1) & mask
     this.size++
+    let at = this.head
+    for (let i = 1; i < this.size; i++) {
+      const next = (at + 1) & mask
+      if (this.items[next]!.seq > element.seq) break
+      this.items[at] = this.items[next]
+      at = next
+    }
+    this.items[at] = element
   }
   peek(): W | undefined {
     return this.size === 0 ? undefined : this.items[this.head]
@@ -92,7 +106,7 @@ export class WaiterDeque<W extends { settled: boolean }> implements Queue.Backin
 }
 
 /** @internal */
-export const make = <W extends { settled: boolean }>(): Effect.Effect<{
+export const make = <W extends { settled: boolean; readonly seq: number }>(): Effect.Effect<{
   readonly queue: Queue.Queue<W>
   readonly deque: WaiterDeque<W>
 }> => {

@@ -36,16 +36,18 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { Duplex } from "node:stream"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type pg from "pg"
 import type { Pool } from "../Pool.js"
 import type { Settings } from "../PoolConfig.js"
-import type { PoolConfigError, PoolError } from "../PoolError.js"
+import type { ConnectTimeoutError, PoolConfigError, PoolError } from "../PoolError.js"
 import type { PoolEvent } from "../PoolEvent.js"
 import * as internal from "./internal/client.js"
 import * as config from "./internal/config.js"
+import * as errors from "./internal/errors.js"
 
 /**
  * Where and how to connect. `url` wins over the separate fields, as in `pg`;
@@ -90,7 +92,23 @@ export type PoolSettings = { readonly [K in keyof Settings]?: Settings[K] | unde
  * @since 0.1.0
  * @category models
  */
-export interface Options extends ConnectionOptions, PoolSettings {
+export interface Options extends ConnectionOptions, Omit<PoolSettings, "initializationFailTimeout"> {
+  /**
+   * The start-up check: building the layer opens `max(1, minIdle)` connections
+   * and fails with the set-up error if it cannot within this long, as
+   * `PgClient.layer` fails when the server is down. Default: `createTimeout`
+   * (10 seconds, or `connectTimeout`); off for a pool that starts paused;
+   * `false` turns it off.
+   */
+  readonly initializationFailTimeout?: Duration.DurationInput | false | undefined
+  /**
+   * Whether retrying can fix a set-up error. Default {@link isRetryable}: an
+   * authentication failure, a missing database, a rejected session setting
+   * or a host name that does not resolve fail every waiting checkout at once.
+   */
+  readonly isRetryable?: ((error: SqlError) => boolean) | undefined
+  /** How failed set-ups are retried (the core's `retrySchedule`). Default: exponential from 100 ms, capped at 5 s, jittered. */
+  readonly retrySchedule?: Schedule.Schedule<unknown, unknown> | undefined
   /** Run `DISCARD ALL` on every returned connection, dropping session state (prepared statements, temp tables, settings). Default false. */
   readonly discardOnReturn?: boolean | undefined
   /** Called synchronously for every pool event. */
@@ -131,15 +149,21 @@ export class PgPool extends Context.Tag("lifeguard/pg/PgPool")<PgPool, Pool<pg.C
 
 /**
  * Makes the pool and its client in the current scope; closing the scope
- * drains the pool. Building does not connect: the first checkout (or
- * `minIdle`) does, so an application can start while the server is away.
+ * drains the pool. Building connects (see `initializationFailTimeout`) and
+ * fails with the set-up error when the server cannot be used, as
+ * `PgClient.layer` does; with `initializationFailTimeout: false` it does not
+ * connect, and an application can start while the server is away.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make: (
   options: Options
-) => Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> = internal.make
+) => Effect.Effect<
+  PgPoolClient,
+  PoolConfigError | SqlError | ConnectTimeoutError,
+  Scope.Scope | Reactivity.Reactivity
+> = internal.make
 
 /**
  * Provides `SqlClient`, `PgClient` and {@link PgPool}.
@@ -149,7 +173,7 @@ export const make: (
  */
 export const layer = (
   options: Options
-): Layer.Layer<PgPool | PgClient.PgClient | SqlClient.SqlClient, PoolConfigError> =>
+): Layer.Layer<PgPool | PgClient.PgClient | SqlClient.SqlClient, PoolConfigError | SqlError | ConnectTimeoutError> =>
   Layer.scopedContext(Effect.map(make(options), toContext)).pipe(Layer.provide(Reactivity.layer))
 
 /**
@@ -177,7 +201,10 @@ export const configFromEnv: Config.Config<Options> = config.fromEnv
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options> = configFromEnv
-): Layer.Layer<PgPool | PgClient.PgClient | SqlClient.SqlClient, PoolConfigError | ConfigError.ConfigError> =>
+): Layer.Layer<
+  PgPool | PgClient.PgClient | SqlClient.SqlClient,
+  PoolConfigError | ConfigError.ConfigError | SqlError | ConnectTimeoutError
+> =>
   Layer.scopedContext(Effect.map(Effect.flatMap(Config.unwrap(options), make), toContext)).pipe(
     Layer.provide(Reactivity.layer)
   )
@@ -187,6 +214,19 @@ const toContext = (client: PgPoolClient) =>
     Context.add(PgClient.PgClient, client),
     Context.add(SqlClient.SqlClient, client)
   )
+
+/**
+ * The default `isRetryable` of a `PgPool`: false for set-up errors that every
+ * attempt would meet again (SQLSTATE class 28, an authentication failure;
+ * 3D000, a database that does not exist; a session setting the server
+ * rejects; a host name that still does not resolve on a second lookup), true
+ * for the rest. Compose your own with it:
+ * `isRetryable: (error) => PgPool.isRetryable(error) && !isMaintenance(error)`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const isRetryable: (error: SqlError) => boolean = errors.isRetryable
 
 /**
  * The pool's own error when a statement failed because it got no

@@ -4,16 +4,22 @@ import * as Either from "effect/Either"
 import * as path from "node:path"
 import { type ConformanceFailure, parseSpec, runFile, runSpec, type Spec, specDir, specFiles } from "./runner.js"
 
-// The spec files live outside the repository (see the runner); a missing
-// folder fails here, naming where it looked, instead of skipping.
+// The spec files live outside the repository (see the runner). Without them a clone's
+// `npm test` still passes and says so; in CI (CI=true) their absence is a failure.
 const dir = specDir()
 const files = specFiles(dir)
+const inCI = process.env["CI"] === "true" || process.env["CI"] === "1"
 
 describe("CMAP spec files", () => {
   if (Either.isLeft(files)) {
-    it("finds the CMAP spec folder", () => {
-      throw new Error(files.left.reason)
-    })
+    if (inCI) {
+      it("finds the CMAP spec folder (CI=true: required)", () => {
+        throw new Error(files.left.reason)
+      })
+    } else {
+      process.stderr.write(`\nCMAP conformance files not found, their tests were not run: ${files.left.reason}\n\n`)
+      it.skip(`CMAP conformance files not found at ${dir}: not run (see the message above; CI=true makes this a failure)`)
+    }
     return
   }
   describe.each(files.right)("%s", (file) => {

@@ -18,7 +18,8 @@
  *   that caused them.
  *
  * Where the comparison is looser than the spec's, on purpose:
- * - Our events carry no `address` (a pool is not tied to one server), so an
+ * - Our events are tagged by `_tag`; `cmapView` names it `type` as the files do.
+ * - The in-memory pool has no server, so its events carry no `address`, and an
  *   expected `address` is taken as satisfied.
  * - Errors are compared by type only: our messages say what to do about the
  *   error and differ from a driver's by design.
@@ -169,7 +170,10 @@ export const specFiles = (dir: string): Either.Either<ReadonlyArray<string>, Con
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     return Either.left(
       new ConformanceFailure({
-        reason: `no CMAP spec folder at ${dir}; set CMAP_SPEC_DIR or pass --spec-dir to the folder of CMAP JSON tests`
+        reason: `no CMAP spec folder at ${dir}. The files are the JSON tests of the MongoDB specifications ` +
+          `repository's source/connection-monitoring-and-pooling/tests/cmap-format folder ` +
+          `(https://github.com/mongodb/specifications); put them in ../shared/cmap-spec next to the ` +
+          `repository, or set CMAP_SPEC_DIR (npm run conformance: --spec-dir) to their folder`
       })
     )
   }
@@ -279,10 +283,12 @@ const finite = (ms: number): number => Number.isFinite(ms) ? ms : 0
 
 /** An event as the spec files write it: our option names map back to CMAP's. */
 const cmapView = (event: PoolEvent.PoolEvent): Record<string, unknown> => {
-  if (event.type !== "ConnectionPoolCreated") return { ...event }
+  const { _tag: type, ...fields } = event
+  if (event._tag !== "ConnectionPoolCreated") return { type, ...fields }
   const o = event.options
   return {
-    ...event,
+    type,
+    ...fields,
     options: {
       maxPoolSize: finite(o.maxSize),
       minPoolSize: o.minIdle,
@@ -341,7 +347,7 @@ export const eventsMismatch = (
   ignore: ReadonlyArray<string>,
   emitted: ReadonlyArray<PoolEvent.PoolEvent>
 ): string | undefined => {
-  const actual = emitted.filter((event) => !ignore.includes(event.type)).map(cmapView)
+  const actual = emitted.filter((event) => !ignore.includes(event._tag)).map(cmapView)
   for (let i = 0; i < expected.length; i++) {
     // Our events have no address; see the module comment.
     const { address: _address, ...wanted } = expected[i]!
@@ -357,7 +363,7 @@ export const eventsMismatch = (
   return undefined
 }
 
-const countOf = (run: Run, type: string): number => run.events.filter((event) => event.type === type).length
+const countOf = (run: Run, type: string): number => run.events.filter((event) => event._tag === type).length
 
 const waitForEvent = (run: Run, type: string, count: number, timeout: Duration.Duration) =>
   Effect.gen(function*() {

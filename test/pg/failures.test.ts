@@ -167,7 +167,9 @@ describe("a server that accepts but never answers", () => {
         name: "silent",
         acquireTimeout: "600 millis",
         createTimeout: "200 millis",
-        maxSize: 2
+        maxSize: 2,
+        // About checkouts: the layer must build without the start-up check.
+        initializationFailTimeout: false
       }))))
       expect(exit.ms).toBeLessThan(2_000)
       const error = Exit.isFailure(exit.exit) ? Option.getOrThrow(Exit.causeOption(exit.exit)) : undefined

@@ -18,7 +18,7 @@ export const makeTestPool = (
       ...rest
     })
     const ofType = <T extends PoolEvent.PoolEventType>(type: T) =>
-      events.filter((event): event is PoolEvent.PoolEventOf<T> => event.type === type)
+      events.filter((event): event is PoolEvent.PoolEventOf<T> => event._tag === type)
     return { pool, factory, events, ofType }
   })
 

@@ -20,6 +20,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as RcRef from "effect/RcRef"
 import * as Scope from "effect/Scope"
@@ -28,16 +29,20 @@ import pg from "pg"
 import Cursor from "pg-cursor"
 import type { Pool } from "../../Pool.js"
 import { make as makePool } from "../../internal/pool.js"
-import type { PoolConfigError, PoolError } from "../../PoolError.js"
+import type { ConnectTimeoutError, PoolConfigError, PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
 import { resolve } from "./config.js"
 import { close, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
 import {
   checkoutFailed,
+  codeOf,
   connectFailed,
+  hostNotFound,
   isConnectionGone,
+  isRetryable,
   isServerGoingAway,
   queryFailed,
+  resolver,
   sessionSettingsRejected
 } from "./errors.js"
 import { listen, listenConnection } from "./listen.js"
@@ -52,21 +57,27 @@ const rowsOnly = (result: any) => result.rows
 const cursorBatch = 128
 
 /** @internal */
-export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
+export const make = (
+  options: Options
+): Effect.Effect<PgPoolClient, PoolConfigError | SqlError | ConnectTimeoutError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
-    const config = resolve(options)
+    const config = yield* resolve(options)
     const name = config.settings.name!
     // Set once the pool exists; connections are only made after that.
     let pool: Pool<PgConnection, SqlError> = undefined as never
     // Bumped on every clear this adapter makes: one server shutdown clears the pool once, not once per connection.
     let epoch = 0
+    // The clear after a server shutdown starts in a pg callback, outside any fiber. It runs in the pool's
+    // scope (interrupted when it closes) with the logger, tracer and log level of whoever built the pool.
+    const runInScope = yield* FiberSet.makeRuntime<never, void, never>()
     const owner: Owner & { cancelTimeout: number } = {
       name,
       cancelTimeout: 5_000,
       onGone: (connection, error) => {
-        if (isServerGoingAway(error) && connection.epoch === epoch) {
+        // `pool` is unset while the start-up check runs inside the pool's constructor.
+        if (isServerGoingAway(error) && connection.epoch === epoch && pool !== undefined) {
           epoch++
-          Effect.runFork(pool.clear({ reason: error }))
+          runInScope(pool.clear({ reason: error }))
         }
       }
     }
@@ -91,7 +102,19 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
 
     const connect = (connection: PgConnection) =>
       Effect.async<void, SqlError>((resume) => {
-        connection.connect((error) => resume(error ? Effect.fail(connectFailed(name, config.describe, error)) : Effect.void))
+        connection.connect((error) => {
+          if (!error) return resume(Effect.void)
+          if (codeOf(error) !== "ENOTFOUND") return resume(Effect.fail(connectFailed(name, config.describe, error)))
+          // A resolver can fail once and answer the next time: only a second ENOTFOUND is permanent.
+          const host = (error as { readonly hostname?: string }).hostname ?? connection.host
+          resume(Effect.flatMap(
+            Effect.promise(() => resolver.notFound(host)),
+            (notFound) =>
+              Effect.fail(
+                notFound ? hostNotFound(name, config.describe, host, error) : connectFailed(name, config.describe, error)
+              )
+          ))
+        })
         // Interrupted (createTimeout, pool closing): drop the half-open socket now.
         return Effect.sync(() => connection.connection.stream.destroy())
       })
@@ -118,6 +141,7 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
 
     pool = yield* makePool<PgConnection, SqlError, never>({
       ...config.settings,
+      address: `${config.pgClientConfig.host}:${config.pgClientConfig.port}`,
       acquire,
       // Runs only for connections idle longer than validateAfterIdle: a cheap round trip.
       validate: (connection) =>
@@ -132,6 +156,8 @@ export const make = (options: Options): Effect.Effect<PgPoolClient, PoolConfigEr
               : Effect.succeed(false)
         }
         : {}),
+      isRetryable: options.isRetryable ?? isRetryable,
+      ...(options.retrySchedule === undefined ? {} : { retrySchedule: options.retrySchedule }),
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent })
     })
     owner.cancelTimeout = pool.options.checkTimeout

@@ -5,6 +5,7 @@
  * @internal
  */
 import { SqlError } from "@effect/sql/SqlError"
+import * as Dns from "node:dns/promises"
 import type { PoolError } from "../../PoolError.js"
 
 const socketErrors = new Set([
@@ -61,13 +62,86 @@ export const isServerGoingAway = (error: unknown): boolean => {
 export const queryFailed = (pool: string, cause: unknown): SqlError =>
   new SqlError({ cause, message: `pool "${pool}": statement failed: ${messageOf(cause)}` })
 
-/** @internal */
-export const connectFailed = (pool: string, target: string, cause: unknown): SqlError =>
-  new SqlError({ cause, message: `pool "${pool}": could not connect to ${target}: ${messageOf(cause)}` })
+/** Set-up errors the adapter decided retrying cannot fix, from what it saw at set-up. */
+const permanent = new WeakSet<SqlError>()
+
+const notRetried = (error: SqlError): SqlError => {
+  permanent.add(error)
+  return error
+}
+
+/** What to do about a set-up error retrying cannot fix, by SQLSTATE. */
+const adviceFor = (code: string | undefined): string | undefined => {
+  if (code === undefined) return undefined
+  if (code.startsWith("28")) return `SQLSTATE ${code}: the server refused these credentials; fix the user name or password`
+  if (code === "3D000") return `SQLSTATE ${code}: the database does not exist; create it or fix its name`
+  return undefined
+}
 
 /** @internal */
-export const sessionSettingsRejected = (pool: string, cause: unknown): SqlError =>
-  new SqlError({ cause, message: `pool "${pool}": the server rejected sessionSettings: ${messageOf(cause)}` })
+export const connectFailed = (pool: string, target: string, cause: unknown): SqlError => {
+  const advice = adviceFor(codeOf(cause))
+  const error = new SqlError({
+    cause,
+    message: `pool "${pool}": could not connect to ${target}: ${messageOf(cause)}` +
+      (advice === undefined ? "" : ` (${advice}; not retried)`)
+  })
+  return advice === undefined ? error : notRetried(error)
+}
+
+/** @internal */
+export const hostNotFound = (pool: string, target: string, host: string, cause: unknown): SqlError =>
+  notRetried(
+    new SqlError({
+      cause,
+      message: `pool "${pool}": could not connect to ${target}: the host name "${host}" does not resolve ` +
+        `(ENOTFOUND on two lookups); fix the host or the url (not retried)`
+    })
+  )
+
+/**
+ * A session setting the server rejects (42704 an unknown setting, 22023 a bad
+ * value, 42501 not allowed, ...) is rejected on every connection alike; only
+ * a connection lost meanwhile is worth another try.
+ *
+ * @internal
+ */
+export const sessionSettingsRejected = (pool: string, cause: unknown): SqlError => {
+  const code = codeOf(cause)
+  const error = new SqlError({
+    cause,
+    message: `pool "${pool}": the server rejected sessionSettings: ${messageOf(cause)}` +
+      (isConnectionGone(cause) ? "" : ` (${code === undefined ? "" : `SQLSTATE ${code}: `}fix sessionSettings; not retried)`)
+  })
+  return isConnectionGone(cause) ? error : notRetried(error)
+}
+
+/**
+ * Whether retrying a connection set-up can help: false for an authentication
+ * failure (SQLSTATE class 28), a database that does not exist (3D000), a
+ * session setting the server rejects, a host name that does not resolve (on a
+ * second lookup too); true for everything else (a refused or reset
+ * connection, a server starting up or shutting down, too many clients).
+ *
+ * @internal
+ */
+export const isRetryable = (error: SqlError): boolean =>
+  !permanent.has(error) && adviceFor(codeOf(error.cause)) === undefined
+
+/**
+ * How a host name is looked up a second time after ENOTFOUND, as `net.connect`
+ * looks it up; resolves to whether it still does not resolve. Replaced by
+ * tests, so that no lookup leaves the machine.
+ *
+ * @internal
+ */
+export const resolver = {
+  notFound: (host: string): Promise<boolean> =>
+    Dns.lookup(host).then(() => false, (error: unknown) => codeOf(error) === "ENOTFOUND")
+}
+
+/** @internal */
+export { codeOf }
 
 /**
  * A checkout failure as a `SqlError`, the only error a `SqlClient` statement
