@@ -347,16 +347,13 @@ export const serverConnectionsAfterClose = async (adapter: Adapter, url: string,
   }
 }
 
-/** Counts pool events by type (connection attempts are `ConnectionCreated`). */
+/** Counts pool events by tag. */
 export const eventCounter = () => {
   const counts: Record<string, number> = {}
-  const closedWithError: Array<number> = []
   return {
     counts,
-    closedWithError,
     onEvent: (event: PoolEvent) => {
-      counts[event.type] = (counts[event.type] ?? 0) + 1
-      if (event.type === "ConnectionClosed" && event.reason === "error") closedWithError.push(event.connectionId)
+      counts[event._tag] = (counts[event._tag] ?? 0) + 1
     }
   }
 }
