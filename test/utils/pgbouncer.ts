@@ -6,10 +6,10 @@
  * a child that fails to spawn or exits early is an error at once, with what it printed. `stop()`
  * ends it within a deadline (SIGTERM, then SIGKILL) and removes the directory.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { spawnServer } from "./child.js"
 import { freePort, probe } from "./postgres.js"
 
 export interface PgBouncerServer {
@@ -52,69 +52,31 @@ export const startPgBouncer = async (upstreamUrl: string): Promise<PgBouncerServ
   const asRoot = process.getuid?.() === 0
   if (asRoot) await chmod(dir, 0o755)
 
-  const log: Array<string> = []
-  const remember = (chunk: Buffer) => {
-    log.push(chunk.toString())
-    if (log.length > 40) log.shift()
-  }
-  const why = (what: string) =>
-    new Error(
-      `PgBouncer (${binary}) on 127.0.0.1:${port} ${what}` +
-        (log.length > 0 ? `\n--- its output ---\n${log.join("").slice(-3000)}` : "") +
-        (what.includes("spawn") ? "\n(install it with: apt-get install -y pgbouncer)" : "")
-    )
   const args = [...(asRoot ? ["-u", "postgres"] : []), Path.join(dir, "pgbouncer.ini")]
-  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] })
-  child.stdout!.on("data", remember)
-  child.stderr!.on("data", remember)
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  let early: ((error: Error) => void) | undefined
-  const died = new Promise<never>((_, reject) => {
-    early = reject
-  })
-  died.catch(() => {})
-  child.once("error", (error) => early?.(why(`could not be spawned: ${error.message}`)))
-  child.once("exit", (code, signal) => early?.(why(`exited before it was ready (code ${code}, signal ${signal})`)))
-
+  const server = spawnServer(binary, args, `PgBouncer (${binary}) on 127.0.0.1:${port}`, "\n(is it installed? apt-get install -y pgbouncer)")
   const through = new URL(upstreamUrl)
   through.hostname = "127.0.0.1"
   through.port = String(port)
   through.pathname = `/${database}`
   const url = through.toString()
   const stop = async () => {
-    await kill(child, exited)
+    await server.stop(stopTimeoutMs)
     await rm(dir, { recursive: true, force: true })
   }
   const deadline = Date.now() + startTimeoutMs
-  const ready = (async () => {
+  const ready = server.until((async () => {
     for (;;) {
       const failure = await probe(url, 1_000)
       if (failure === undefined) return
-      if (Date.now() > deadline) throw why(`did not answer within ${startTimeoutMs} ms: ${failure}`)
+      if (Date.now() > deadline) throw server.why(`did not answer within ${startTimeoutMs} ms: ${failure}`)
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
-  })()
+  })())
   try {
-    await Promise.race([ready, died])
+    await ready
   } catch (error) {
-    await stop()
+    await rm(dir, { recursive: true, force: true })
     throw error
   }
-  early = undefined
   return { url, port, stop }
-}
-
-const kill = async (child: ChildProcess, exited: Promise<void>): Promise<void> => {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
-  child.kill("SIGTERM")
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), stopTimeoutMs)
-  })
-  const outcome = await Promise.race([exited, late])
-  clearTimeout(timer)
-  if (outcome === "late") {
-    child.kill("SIGKILL")
-    await exited
-  }
 }
