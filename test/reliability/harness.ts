@@ -347,16 +347,13 @@ export const serverConnectionsAfterClose = async (adapter: Adapter, url: string,
   }
 }
 
-/** Counts pool events by type (connection attempts are `ConnectionCreated`). */
+/** Counts pool events by tag. */
 export const eventCounter = () => {
   const counts: Record<string, number> = {}
-  const closedWithError: Array<number> = []
   return {
     counts,
-    closedWithError,
     onEvent: (event: PoolEvent) => {
       counts[event._tag] = (counts[event._tag] ?? 0) + 1
-      if (event._tag === "ConnectionClosed" && event.reason === "error") closedWithError.push(event.connectionId)
     }
   }
 }
@@ -425,3 +422,59 @@ export const mix = (seed: number, weights: Partial<Record<Op, number>> = {}) => 
     return "read"
   }
 }
+
+export interface ScenarioRun<X> {
+  readonly report: LoadReport
+  readonly stats: PoolStats
+  /** Server connections from the pool after its scope closed, plus connections still checked out at the end. */
+  readonly leaked: number
+  readonly writes: WriteCheck
+  readonly events: Record<string, number>
+  readonly extra: X
+}
+
+/**
+ * One scenario: a pool through `target`, a load on it, `body` injecting faults meanwhile; then the
+ * load stops, the pool's scope closes, and writes and server connections are checked.
+ */
+export const runScenario = <X>(options: {
+  readonly adapter: Adapter
+  readonly url: string
+  readonly target: Target
+  readonly settings: Settings & { readonly name: string }
+  readonly load: Omit<LoadOptions, "run">
+  readonly body: (subject: Subject, load: Load) => Effect.Effect<X, unknown>
+}): Effect.Effect<ScenarioRun<X>, unknown> =>
+  Effect.gen(function*() {
+    const { adapter, settings, url } = options
+    const events = eventCounter()
+    const inside = yield* Effect.scoped(Effect.gen(function*() {
+      const subject = yield* adapter.make(url, options.target, settings, events.onEvent)
+      const load = yield* startLoad(subject, adapter, { ...options.load, run: settings.name })
+      const extra = yield* options.body(subject, load)
+      const report = yield* load.stop
+      return { extra, report, stats: yield* subject.stats }
+    }))
+    const onServer = yield* Effect.promise(() => serverConnectionsAfterClose(adapter, url, settings.name))
+    const writes = yield* Effect.promise(() => checkWrites(adapter, url, settings.name, inside.report.acked))
+    return { ...inside, leaked: onServer + inside.stats.inUse, writes, events: events.counts }
+  })
+
+/** The figures every scenario reports. */
+export const resultOf = (
+  run: ScenarioRun<unknown>,
+  adapter: Adapter,
+  fields: { scenario: string; load: string; faults: string; recoveryMs: number | null; notes: string }
+): ScenarioResult => ({
+  ...fields,
+  adapter: adapter.name,
+  badInputs: run.report.tried.bad ?? 0,
+  ops: run.report.ops,
+  ok: run.report.ok,
+  errors: run.report.errors,
+  writesAcknowledged: run.writes.acknowledged,
+  writesFound: run.writes.found,
+  writesDuplicated: run.writes.duplicated.length,
+  connectionsLeaked: run.leaked,
+  fibersHung: run.report.hung
+})

@@ -6,8 +6,8 @@
  * error at once, with the last lines it printed. `proxy()` opens a proxy listening on a free
  * 127.0.0.1 port. `stop()` ends the child within a deadline (SIGTERM, then SIGKILL).
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { type ICreateToxicBody, type Proxy, type Toxic, Toxiproxy, type ToxicType } from "toxiproxy-node-client"
+import { spawnServer } from "./child.js"
 import { goTool } from "./goTool.js"
 import { freePort } from "./postgres.js"
 
@@ -44,32 +44,11 @@ export const startToxiproxy = async (): Promise<ToxiproxyServer> => {
   const binary = await goTool("toxiproxy")
   const port = await freePort()
   const apiUrl = `http://127.0.0.1:${port}`
-  const log: Array<string> = []
-  const remember = (chunk: Buffer) => {
-    log.push(chunk.toString())
-    if (log.length > 40) log.shift()
-  }
-  const child = spawn(binary, ["-host", "127.0.0.1", "-port", String(port)], { stdio: ["ignore", "pipe", "pipe"] })
-  child.stdout!.on("data", remember)
-  child.stderr!.on("data", remember)
-  const why = (what: string) =>
-    new Error(
-      `Toxiproxy (${binary}) on 127.0.0.1:${port} ${what}` +
-        (log.length > 0 ? `\n--- its output ---\n${log.join("").slice(-3000)}` : "")
-    )
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  // Spawn failures and early exits reject at once instead of waiting for the start deadline.
-  let early: ((error: Error) => void) | undefined
-  const died = new Promise<never>((_, reject) => {
-    early = reject
-  })
-  died.catch(() => {})
-  child.once("error", (error) => early?.(why(`could not be spawned: ${error.message}`)))
-  child.once("exit", (code, signal) => early?.(why(`exited before it was ready (code ${code}, signal ${signal})`)))
-
+  const server = spawnServer(binary, ["-host", "127.0.0.1", "-port", String(port)], `Toxiproxy (${binary}) on 127.0.0.1:${port}`)
+  const why = server.why
   const client = new Toxiproxy(apiUrl)
   const deadline = Date.now() + startTimeoutMs
-  const ready = (async () => {
+  await server.until((async () => {
     for (;;) {
       try {
         await client.getVersion()
@@ -81,14 +60,7 @@ export const startToxiproxy = async (): Promise<ToxiproxyServer> => {
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
     }
-  })()
-  try {
-    await Promise.race([ready, died])
-  } catch (error) {
-    await kill(child, exited)
-    throw error
-  }
-  early = undefined
+  })())
 
   const proxy = async (name: string, upstream: string): Promise<FaultyLink> => {
     // A free port can be taken between the probe and the bind: try a few.
@@ -137,21 +109,6 @@ export const startToxiproxy = async (): Promise<ToxiproxyServer> => {
     apiUrl,
     client,
     proxy,
-    stop: () => kill(child, exited)
-  }
-}
-
-const kill = async (child: ChildProcess, exited: Promise<void>): Promise<void> => {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
-  child.kill("SIGTERM")
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), stopTimeoutMs)
-  })
-  const outcome = await Promise.race([exited, late])
-  clearTimeout(timer)
-  if (outcome === "late") {
-    child.kill("SIGKILL")
-    await exited
+    stop: () => server.stop(stopTimeoutMs)
   }
 }
