@@ -76,7 +76,7 @@ export interface Options<R = never> {
  */
 export interface ProbeResult {
   readonly ok: boolean
-  /** Whether it failed by taking longer than `probeTimeout`. */
+  /** Whether it failed for want of time (longer than `probeTimeout`, or no connection free within `acquireTimeout`): the pool is then degraded, not down. */
   readonly timedOut?: boolean
   /** Milliseconds the probe took. */
   readonly duration: number

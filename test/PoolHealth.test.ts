@@ -130,4 +130,21 @@ describe("PoolHealth", () => {
       expect((yield* health.check).status).toBe("ready")
       yield* held.release
     }))
+
+  // A load balancer would pull every busy instance at once if a saturated pool said "down".
+  it.scoped("a probe whose checkout times out because every connection is busy makes the pool degraded, not down", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool({ maxSize: 1, acquireTimeout: "1 second" })
+      const health = yield* PoolHealth.make(pool, { probe: pool.use(() => Effect.void), probeTimeout: "2 seconds" })
+      const held = yield* holdConnection(pool)
+      yield* Effect.addFinalizer(() => held.release)
+      yield* held.connection
+      const check = yield* Effect.fork(health.check)
+      yield* settle
+      yield* TestClock.adjust("1500 millis")
+      const result = yield* Fiber.join(check)
+      expect(result.status).toBe("degraded")
+      expect(result.probe?.timedOut).toBe(true)
+      expect(result.reason).toContain("PoolTimeoutError")
+    }))
 })

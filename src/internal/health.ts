@@ -17,6 +17,9 @@ const defaults = {
 
 const nowMillis = Effect.map(Clock.currentTimeNanos, (nanos) => Number(nanos) / 1_000_000)
 
+const isTagged = (error: unknown, tag: string): boolean =>
+  typeof error === "object" && error !== null && (error as { readonly _tag?: unknown })._tag === tag
+
 const runProbe = <R>(probe: Effect.Effect<unknown, unknown, R>, timeout: Duration.Duration) =>
   Effect.gen(function*() {
     const startedAt = yield* nowMillis
@@ -28,7 +31,10 @@ const runProbe = <R>(probe: Effect.Effect<unknown, unknown, R>, timeout: Duratio
         ? { ok: true, duration, checkedAt } satisfies ProbeResult
         : { ok: false, timedOut: true, duration, checkedAt, error: `no answer within ${Duration.format(timeout)}` }
     }
-    return { ok: false, timedOut: false, duration, checkedAt, error: describeError(Cause.squash(exit.cause)) }
+    const error = Cause.squash(exit.cause)
+    // A probe that found every connection busy says the pool is saturated, not that the server is down.
+    const busy = isTagged(error, "PoolTimeoutError") || isTagged(error, "PoolWaitQueueFullError")
+    return { ok: false, timedOut: busy, duration, checkedAt, error: describeError(error) }
   })
 
 const notReady = (

@@ -71,6 +71,13 @@ describe("host lists as libpq reads them", () => {
     expect(resolveHosts({ host: "x,y:7" }).targets.map((t) => [t.host, t.port])).toStrictEqual([["x", 5432], ["y", 7]])
   })
 
+  it("an entry whose port was left off (\"db1:\") is a problem, not the default port", () => {
+    const list = resolveHosts({ hosts: ["127.0.0.1:", "127.0.0.1:5433"] })
+    expect(list.problems).toStrictEqual([
+      `hosts: "127.0.0.1:" is not host or host:port (a port is a whole number from 1 to 65535)`
+    ])
+  })
+
   it.effect("wrong values are a PoolConfigError that lists each problem", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(PgPool.make({

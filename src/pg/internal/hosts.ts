@@ -103,7 +103,8 @@ const secret = (value: string | Redacted.Redacted | undefined): string | undefin
 const parseHost = (text: string, defaultPort: number, problems: Array<string>): Target | undefined => {
   const match = /^(\[[^\]]+\]|[^:]*)(?::(\d*))?$/.exec(text.trim())
   const host = match?.[1]?.replace(/^\[(.*)\]$/, "$1") ?? ""
-  const port = match?.[2] ? Number(match[2]) : defaultPort
+  // "db1:" (a port left off) is a mistake, not a request for the default port.
+  const port = match?.[2] === undefined ? defaultPort : Number(match[2])
   if (host === "" || !Number.isInteger(port) || port < 1 || port > 65535) {
     problems.push(`hosts: ${JSON.stringify(text)} is not host or host:port (a port is a whole number from 1 to 65535)`)
     return undefined
