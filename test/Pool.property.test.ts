@@ -60,11 +60,6 @@ const knownRaces: ReadonlyArray<{
   readonly rare?: { readonly replay: string }
 }> = [
   {
-    race: "found by this test: the pool's scope closes while a checkout still validates a connection " +
-      "that clear({ interruptInUse }) or the drain deadline closed under it (the drain does not wait for it)",
-    breaks: ["close.checkoutLeft"]
-  },
-  {
     race: "found by this test: a caller's interrupt that lands as its checkout starts validating waits " +
       "for the validation to end (up to checkTimeout)",
     breaks: ["interrupt.ignoredInValidation"],
