@@ -363,3 +363,36 @@ describe("race 9: the pool closes a connection a checkout validates", () => {
     }))
 })
 
+describe("race 10: an interrupt that lands as the checkout starts validating", () => {
+  it.scoped("stops the check at once and gives the connection back unharmed", () =>
+    Effect.gen(function*() {
+      const gate = yield* gatedValidate
+      let target: Fiber.RuntimeFiber<unknown, unknown> | undefined
+      const { ofType, pool } = yield* makeTestPool({
+        validate: gate.validate,
+        validateAfterIdle: "1 second",
+        checkTimeout: "1 hour",
+        // Interrupts the caller inside the checkout's uninterruptible step, just before it validates.
+        onEvent: (event) => {
+          if (event._tag === "ConnectionCheckedOut" && target !== undefined) target.unsafeInterruptAsFork(FiberId.none)
+        }
+      })
+      yield* Effect.scoped(pool.get)
+      yield* TestClock.adjust("1 second")
+      const checkout = yield* Effect.fork(Effect.zipRight(Effect.yieldNow(), pool.use(() => Effect.void)))
+      target = checkout
+      yield* settle
+      expect(checkout.unsafePoll()).not.toBeNull()
+      expect(Exit.isInterrupted(yield* Fiber.await(checkout))).toBe(true)
+      target = undefined
+      expect(gate.open()).toBe(0)
+      expect(ofType("ConnectionClosed")).toHaveLength(0)
+      expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0, total: 1 })
+      // It was not validated, so the next checkout validates it again.
+      const next = yield* Effect.fork(pool.use(() => Effect.void))
+      yield* settle
+      expect(gate.open()).toBe(1)
+      yield* gate.answer(true)
+      yield* Fiber.join(next)
+    }))
+})

@@ -383,8 +383,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /**
    * Validates in the caller's fiber, within the checkout's one deadline
-   * (acquireTimeout) and checkTimeout, under the caller's interruptibility:
-   * an interrupted caller stops the check at once and gives the connection
+   * (acquireTimeout) and checkTimeout. An interrupted caller stops the
+   * check at once (it is interruptible even when the caller's interrupt came
+   * just before it started) and gives the connection
    * back as it found it (the check said nothing about it). The pool closing
    * the connection (clear with interruptInUse, the drain deadline) stops the
    * check too, and the checkout goes on as after a failed one.
@@ -399,7 +400,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       this.bounded(this.config.validate!(entry.value), Math.max(0, left)),
       Effect.as(Effect.interruptible(Deferred.await(stop)), false)
     )
-    return Effect.flatMap(Effect.exit(checked), (exit) => {
+    // An interrupt that reached the caller before the check started lands here, under the caller's
+    // interruptibility, instead of waiting for the whole check; one that comes during the check stops it.
+    return Effect.flatMap(Effect.exit(Effect.zipRight(checkout.restore(Effect.void), checked)), (exit) => {
       entry.stopValidation = undefined
       this.validating--
       this.checkAllReturned()
