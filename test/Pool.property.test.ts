@@ -58,22 +58,7 @@ const knownRaces: ReadonlyArray<{
   readonly breaks: ReadonlyArray<Invariant>
   /** Reached about once in 10,000 schedules: not required to reproduce on every run; `replay` shows it. */
   readonly rare?: { readonly replay: string }
-}> = [
-  {
-    race: "found by this test: the pool's scope closes while a checkout still validates a connection " +
-      "that clear({ interruptInUse }) or the drain deadline closed under it (the drain does not wait for it)",
-    breaks: ["close.checkoutLeft"]
-  },
-  {
-    race: "found by this test: a caller's interrupt that lands as its checkout starts validating waits " +
-      "for the validation to end (up to checkTimeout)",
-    breaks: ["interrupt.ignoredInValidation"],
-    rare: {
-      replay: "LIFEGUARD_PROP_KNOWN= LIFEGUARD_PROP_SEED=-869176385 LIFEGUARD_PROP_PATH=" +
-        "2769:1:1:1:1:1:2:2:2:2:2:7:5:5:5:5:10:10:10:10:12:14:13:13:14:13:13:13:13:17:13:15:13:13:14:13:14:14:13:16:15:15:16:18:18:18:18"
-    }
-  }
-]
+}> = []
 const knownOpen: ReadonlyArray<Invariant> = process.env.LIFEGUARD_PROP_KNOWN === undefined
   ? knownRaces.flatMap((known) => known.breaks)
   : process.env.LIFEGUARD_PROP_KNOWN.split(",").filter((name) => name.length > 0) as Array<Invariant>

@@ -329,3 +329,70 @@ describe("race 8: no set-up left running after the pool has closed", () => {
       expect((yield* pool.stats).closesLeftRunning).toBe(1)
     }))
 })
+
+describe("race 9: the pool closes a connection a checkout validates", () => {
+  it.effect("clear({ interruptInUse }) stops the check, and the drain waits for that checkout", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const { gate, pool } = yield* poolWithIdle({ drainTimeout: "30 seconds" }).pipe(Scope.extend(scope))
+      const checkout = yield* Effect.fork(Effect.exit(pool.use(() => Effect.void)))
+      yield* settle
+      expect(gate.open()).toBe(1)
+      yield* pool.clear({ interruptInUse: true })
+      yield* Scope.close(scope, Exit.void)
+      // The pool's work on the connection ended before it reported itself drained.
+      expect(gate.open()).toBe(0)
+      expect(checkout.unsafePoll()).not.toBeNull()
+    }))
+
+  it.effect("the drain deadline stops the check: the checkout fails with PoolClosedError before the drain ends", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const { gate, pool } = yield* poolWithIdle({ drainTimeout: "1 second", checkTimeout: "1 hour" }).pipe(
+        Scope.extend(scope)
+      )
+      const checkout = yield* Effect.fork(Effect.flip(pool.use(() => Effect.void)))
+      yield* settle
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(closing)
+      expect(gate.open()).toBe(0)
+      const done = checkout.unsafePoll()
+      expect(done !== null && Exit.isSuccess(done) ? done.value._tag : done).toBe("PoolClosedError")
+    }))
+})
+
+describe("race 10: an interrupt that lands as the checkout starts validating", () => {
+  it.scoped("stops the check at once and gives the connection back unharmed", () =>
+    Effect.gen(function*() {
+      const gate = yield* gatedValidate
+      let target: Fiber.RuntimeFiber<unknown, unknown> | undefined
+      const { ofType, pool } = yield* makeTestPool({
+        validate: gate.validate,
+        validateAfterIdle: "1 second",
+        checkTimeout: "1 hour",
+        // Interrupts the caller inside the checkout's uninterruptible step, just before it validates.
+        onEvent: (event) => {
+          if (event._tag === "ConnectionCheckedOut" && target !== undefined) target.unsafeInterruptAsFork(FiberId.none)
+        }
+      })
+      yield* Effect.scoped(pool.get)
+      yield* TestClock.adjust("1 second")
+      const checkout = yield* Effect.fork(Effect.zipRight(Effect.yieldNow(), pool.use(() => Effect.void)))
+      target = checkout
+      yield* settle
+      expect(checkout.unsafePoll()).not.toBeNull()
+      expect(Exit.isInterrupted(yield* Fiber.await(checkout))).toBe(true)
+      target = undefined
+      expect(gate.open()).toBe(0)
+      expect(ofType("ConnectionClosed")).toHaveLength(0)
+      expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0, total: 1 })
+      // It was not validated, so the next checkout validates it again.
+      const next = yield* Effect.fork(pool.use(() => Effect.void))
+      yield* settle
+      expect(gate.open()).toBe(1)
+      yield* gate.answer(true)
+      yield* Fiber.join(next)
+    }))
+})

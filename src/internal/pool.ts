@@ -67,6 +67,8 @@ interface Entry<A> {
   uses: number
   invalidated: boolean
   leakWatch: Fiber.RuntimeFiber<void> | undefined
+  /** Set while a checkout validates it: closing the connection ends that check. */
+  stopValidation: Deferred.Deferred<void> | undefined
 }
 
 type Waiter<A, E> = WaitQueue.Waiter<Entry<A>, PoolError | E>
@@ -132,6 +134,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private pending = 0
   private inUse = 0
   private liveWaiters = 0
+  /** Checkouts validating now; the drain waits for them as for connections in use. */
+  private validating = 0
   private abandonedInQueue = 0
   private nextConnectionId = 0
   private nextSeq = 0
@@ -379,13 +383,29 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /**
    * Validates in the caller's fiber, within the checkout's one deadline
-   * (acquireTimeout) and checkTimeout. An interrupted caller gives the
-   * connection back as it found it: the check said nothing about it.
+   * (acquireTimeout) and checkTimeout. An interrupted caller stops the
+   * check at once (it is interruptible even when the caller's interrupt came
+   * just before it started) and gives the connection
+   * back as it found it (the check said nothing about it). The pool closing
+   * the connection (clear with interruptInUse, the drain deadline) stops the
+   * check too, and the checkout goes on as after a failed one.
    */
   private validate<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
     const left = checkout.startedAt + this.options.acquireTimeout - this.now()
     const deadlineFirst = left < this.options.checkTimeout
-    return Effect.flatMap(this.checkExit(this.config.validate!(entry.value), Math.max(0, left)), (exit) => {
+    const stop = Deferred.unsafeMake<void>(FiberId.none)
+    entry.stopValidation = stop
+    this.validating++
+    const checked = Effect.raceFirst(
+      this.bounded(this.config.validate!(entry.value), Math.max(0, left)),
+      Effect.as(Effect.interruptible(Deferred.await(stop)), false)
+    )
+    // An interrupt that reached the caller before the check started lands here, under the caller's
+    // interruptibility, instead of waiting for the whole check; one that comes during the check stops it.
+    return Effect.flatMap(Effect.exit(Effect.zipRight(checkout.restore(Effect.void), checked)), (exit) => {
+      entry.stopValidation = undefined
+      this.validating--
+      this.checkAllReturned()
       if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
         this.putBack(entry)
         return Effect.failCause(exit.cause as Cause.Cause<never>)
@@ -398,7 +418,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       // The pool may have closed it meanwhile (clear with interruptInUse, the drain deadline): never hand that out.
       if (healthy && entry.state === "inUse") return this.deliver(entry, checkout.site, checkout.then)
       if (entry.state === "inUse") this.closeInUse(entry, "error", "validation failed")
-      return Effect.suspend(() => this.retryAfterInvalid(checkout))
+      // An interrupt that came while the check was stopped lands here, before the checkout takes another connection.
+      return Effect.zipRight(checkout.restore(Effect.void), Effect.suspend(() => this.retryAfterInvalid(checkout)))
     })
   }
 
@@ -415,16 +436,15 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
 
   /** Runs a user check (validate or reset) bounded by checkTimeout; any failure counts as "broken". */
   private check(effect: Effect.Effect<boolean, unknown, R>): Effect.Effect<boolean> {
-    return Effect.map(this.checkExit(effect, this.options.checkTimeout), (exit) => Exit.isSuccess(exit) && exit.value)
+    return Effect.map(Effect.exit(this.bounded(effect, this.options.checkTimeout)), (exit) => Exit.isSuccess(exit) && exit.value)
   }
 
-  private checkExit(effect: Effect.Effect<boolean, unknown, R>, limit: number): Effect.Effect<Exit.Exit<boolean, unknown>> {
+  private bounded(effect: Effect.Effect<boolean, unknown, R>, limit: number): Effect.Effect<boolean, unknown> {
     return effect.pipe(
-      // Checks run inside uninterruptible regions; the timeout must still be able to stop them.
+      // Checks may run inside uninterruptible regions; the timeout must still be able to stop them.
       Effect.interruptible,
       Effect.timeout(Math.min(limit, this.options.checkTimeout)),
-      Effect.provide(this.context),
-      Effect.exit
+      Effect.provide(this.context)
     )
   }
 
@@ -540,7 +560,24 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   /** Every way a connection stops being in use comes through here, so the drain hears of the last one. */
   private leftUse(): void {
     this.inUse--
-    if (this.inUse === 0 && this.allReturned !== undefined) Deferred.unsafeDone(this.allReturned, Exit.void)
+    this.checkAllReturned()
+  }
+
+  /** The drain waits until no connection is in use and no checkout validates one. */
+  private checkAllReturned(): void {
+    if (this.inUse === 0 && this.validating === 0 && this.allReturned !== undefined) {
+      Deferred.unsafeDone(this.allReturned, Exit.void)
+    }
+  }
+
+  /** Waits, up to `limit`, for every connection to come back and every validation to end. */
+  private awaitReturned(limit: number): Effect.Effect<void, Cause.TimeoutException> {
+    return Effect.suspend(() => {
+      if (this.inUse === 0 && this.validating === 0) return Effect.void
+      const allReturned = Deferred.unsafeMake<void>(FiberId.none)
+      this.allReturned = allReturned
+      return Effect.timeout(Deferred.await(allReturned), limit)
+    })
   }
 
   private returnRetireReason(entry: Entry<A>, now: number, healthy: boolean): CloseReason | undefined {
@@ -857,7 +894,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       checkedOutAt: now,
       uses: 0,
       invalidated: false,
-      leakWatch: undefined
+      leakWatch: undefined,
+      stopValidation: undefined
     }
     this.entries.set(value, entry)
     // A timeout after this is about a busy pool, not about the last failed set-up.
@@ -906,6 +944,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private closeInUse(entry: Entry<A>, reason: CloseReason, error?: unknown): void {
     if (entry.state !== "inUse") return
     this.leftUse()
+    if (entry.stopValidation !== undefined) Deferred.unsafeDone(entry.stopValidation, Exit.void)
     this.destroy(entry, reason, error)
   }
 
@@ -1130,11 +1169,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     for (const entry of this.idle.splice(0)) this.destroy(entry, "poolClosed")
     this.updateGauges()
     this.emitIfListened(() => ({ _tag: "ConnectionPoolClosed", pool: this.name, time: this.now() }))
-    const allReturned = Deferred.unsafeMake<void>(FiberId.none)
-    if (this.inUse === 0) Deferred.unsafeDone(allReturned, Exit.void)
-    else this.allReturned = allReturned
-    return Deferred.await(allReturned).pipe(
-      Effect.timeout(this.options.drainTimeout),
+    return this.awaitReturned(this.options.drainTimeout).pipe(
       Effect.catchAll(() =>
         Effect.suspend(() => {
           const late = [...this.entries.values()].filter((entry) => entry.state === "inUse")
@@ -1143,7 +1178,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
             Effect.annotateLogs({
               connections: late.length,
               drainTimeout: Duration.format(Duration.millis(this.options.drainTimeout))
-            })
+            }),
+            // Closing them stopped their validations: the pool's work on them ends before it reports itself drained.
+            Effect.zipRight(Effect.ignore(this.awaitReturned(this.options.checkTimeout)))
           )
         })
       ),
