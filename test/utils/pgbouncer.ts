@@ -9,7 +9,7 @@ import { existsSync } from "node:fs"
 import { rm, writeFile } from "node:fs/promises"
 import * as Path from "node:path"
 import { freePort, probe } from "./postgres.js"
-import { serverTempDir, spawnServer, waitUntil } from "./serverProcess.js"
+import { serverTempDir, spawnServer } from "./serverProcess.js"
 
 export interface PgBouncerOptions {
   /** The server PgBouncer forwards to; its database is the one clients reach. */
@@ -80,25 +80,21 @@ export const startPgBouncer = async (options: PgBouncerOptions): Promise<PgBounc
     ].join("\n"),
     { mode: 0o644 }
   )
-  const process = spawnServer(binary, [ini])
+  const bouncer = spawnServer(binary, [ini], {
+    describe: `PgBouncer on 127.0.0.1:${port} (in front of ${target.host}/${database})`,
+    asServerUser: true
+  })
   const url = `postgres://${encodeURIComponent(user)}@127.0.0.1:${port}/${encodeURIComponent(database)}`
+  const removeDir = () => rm(dir, { recursive: true, force: true })
   const stop = async () => {
-    await process.stop(stopTimeoutMs)
-    await rm(dir, { recursive: true, force: true })
+    await bouncer.stop(stopTimeoutMs)
+    await removeDir()
   }
   try {
-    await waitUntil(
-      () => probe(url),
-      startTimeoutMs,
-      `PgBouncer on 127.0.0.1:${port} (in front of ${target.host}/${database})`,
-      () =>
-        process.child.exitCode !== null || process.child.signalCode !== null
-          ? `it exited: ${process.output().trim()}`
-          : undefined
-    )
+    await bouncer.until(() => probe(url), startTimeoutMs, "accept connections")
   } catch (error) {
-    await stop()
-    throw new Error(`${(error as Error).message}\n--- PgBouncer output ---\n${process.output().slice(-3_000)}`)
+    await removeDir()
+    throw error
   }
   return { url, adminUrl: `postgres://${encodeURIComponent(user)}@127.0.0.1:${port}/pgbouncer`, port, stop }
 }

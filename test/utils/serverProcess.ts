@@ -1,8 +1,10 @@
 /**
- * Running the servers tests start themselves (PgBouncer, a primary and its standby): as the
- * `postgres` user when we are root (both refuse to run as root), with a deadline on every step.
+ * Running the servers tests start themselves (Toxiproxy, PgBouncer, a primary and its standby),
+ * with a deadline on every step: output kept for error messages, a spawn failure or early exit an
+ * error at once, and PostgreSQL's tools and PgBouncer run as the `postgres` user when we are root
+ * (they refuse root).
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { chmod, chown, mkdtemp } from "node:fs/promises"
 import * as Os from "node:os"
@@ -44,66 +46,88 @@ export const runTool = (command: string, args: ReadonlyArray<string>, timeoutMs:
     )
   })
 
-/** A long-running server process, its output kept for error messages. */
+/** A long-running server process (Toxiproxy, PgBouncer), its output kept for error messages. */
 export interface ServerProcess {
-  readonly child: ChildProcess
-  /** The last few kilobytes the process printed. */
-  readonly output: () => string
-  /** Resolves once the process has exited. */
-  readonly exited: Promise<void>
-  /** SIGTERM, then SIGKILL if it has not exited within `timeoutMs`. */
-  readonly stop: (timeoutMs: number) => Promise<void>
+  /** An Error about this server: `what` happened, followed by the last lines it printed. */
+  readonly why: (what: string) => Error
+  /**
+   * Polls `check` (undefined = ready, else why not) until it holds; rejects at once when the process
+   * fails to spawn or exits first, or after `timeoutMs`. On a rejection the process is stopped.
+   */
+  readonly until: (check: () => Promise<string | undefined>, timeoutMs: number, doing: string) => Promise<void>
+  /** SIGTERM, then SIGKILL if it has not exited within `timeoutMs`; resolves once it is gone. */
+  readonly stop: (timeoutMs?: number) => Promise<void>
 }
 
-export const spawnServer = (command: string, args: ReadonlyArray<string>): ServerProcess => {
-  const child = spawn(command, args, { ...(user ?? {}), stdio: ["ignore", "pipe", "pipe"] })
+const defaultStopTimeoutMs = 5_000
+
+/**
+ * Spawns `command`; `describe` names it in every error. `asServerUser`: run as the postgres user
+ * when we are root (PgBouncer refuses root); otherwise as ourselves.
+ */
+export const spawnServer = (
+  command: string,
+  args: ReadonlyArray<string>,
+  options: { readonly describe: string; readonly asServerUser: boolean }
+): ServerProcess => {
+  const child = spawn(command, args, { ...(options.asServerUser ? user ?? {} : {}), stdio: ["ignore", "pipe", "pipe"] })
   let output = ""
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString("utf8")).slice(-8_000)
   }
   child.stdout!.on("data", keep)
   child.stderr!.on("data", keep)
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null) resolve()
-    child.once("exit", () => resolve())
-    child.once("error", (error) => {
-      keep(Buffer.from(String(error)))
-      resolve()
-    })
-  })
+  const why = (what: string) =>
+    new Error(`${options.describe} ${what}` + (output.length > 0 ? `\n--- its output ---\n${output.slice(-3_000)}` : ""))
   let gone = false
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", () => resolve())
+    child.once("error", () => resolve())
+  })
   void exited.then(() => {
     gone = true
   })
-  return {
-    child,
-    output: () => output,
-    exited,
-    stop: async (timeoutMs) => {
-      if (gone) return
-      child.kill("SIGTERM")
-      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
-      await exited
-      clearTimeout(timer)
+  const died = new Promise<never>((_, reject) => {
+    child.once("error", (error) => reject(why(`could not be spawned: ${error.message}`)))
+    child.once("exit", (code, signal) => reject(why(`exited before it was ready (code ${code}, signal ${signal})`)))
+  })
+  died.catch(() => {})
+  const stop = async (timeoutMs = defaultStopTimeoutMs) => {
+    if (gone) return
+    child.kill("SIGTERM")
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
+    await exited
+    clearTimeout(timer)
+  }
+  const until = async (check: () => Promise<string | undefined>, timeoutMs: number, doing: string) => {
+    try {
+      // The poll ends with the process too, so nothing keeps probing a dead server.
+      const last = await Promise.race([poll(check, timeoutMs, () => !gone), died])
+      if (last !== undefined) throw why(`did not ${doing} within ${timeoutMs} ms (last: ${last})`)
+    } catch (error) {
+      await stop()
+      throw error
     }
+  }
+  return { why, until, stop }
+}
+
+/** Polls `ready` every 50 ms until it holds (undefined), `timeoutMs` passes or `going()` turns false; the last reason, if any. */
+const poll = async (
+  ready: () => Promise<string | undefined>,
+  timeoutMs: number,
+  going: () => boolean = () => true
+): Promise<string | undefined> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const why = await ready()
+    if (why === undefined || !going() || Date.now() >= deadline) return why
+    await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
 
 /** Polls `ready` (undefined = ready, else why not) until it holds or `timeoutMs` passes. */
-export const waitUntil = async (
-  ready: () => Promise<string | undefined>,
-  timeoutMs: number,
-  what: string,
-  stillRunning: () => string | undefined = () => undefined
-): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  let why: string | undefined = "not tried"
-  for (;;) {
-    why = await ready()
-    if (why === undefined) return
-    const dead = stillRunning()
-    if (dead !== undefined) throw new Error(`${what}: ${dead}`)
-    if (Date.now() >= deadline) throw new Error(`${what}: not ready within ${timeoutMs} ms (last: ${why})`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
+export const waitUntil = async (ready: () => Promise<string | undefined>, timeoutMs: number, what: string): Promise<void> => {
+  const last = await poll(ready, timeoutMs)
+  if (last !== undefined) throw new Error(`${what}: not ready within ${timeoutMs} ms (last: ${last})`)
 }

@@ -7,7 +7,7 @@
  * 127.0.0.1 port. `stop()` ends the child within a deadline (SIGTERM, then SIGKILL).
  */
 import { type ICreateToxicBody, type Proxy, type Toxic, Toxiproxy, type ToxicType } from "toxiproxy-node-client"
-import { spawnServer } from "./child.js"
+import { spawnServer } from "./serverProcess.js"
 import { goTool } from "./goTool.js"
 import { freePort } from "./postgres.js"
 
@@ -44,23 +44,17 @@ export const startToxiproxy = async (): Promise<ToxiproxyServer> => {
   const binary = await goTool("toxiproxy")
   const port = await freePort()
   const apiUrl = `http://127.0.0.1:${port}`
-  const server = spawnServer(binary, ["-host", "127.0.0.1", "-port", String(port)], `Toxiproxy (${binary}) on 127.0.0.1:${port}`)
+  const server = spawnServer(binary, ["-host", "127.0.0.1", "-port", String(port)], {
+    describe: `Toxiproxy (${binary}) on 127.0.0.1:${port}`,
+    asServerUser: false
+  })
   const why = server.why
   const client = new Toxiproxy(apiUrl)
-  const deadline = Date.now() + startTimeoutMs
-  await server.until((async () => {
-    for (;;) {
-      try {
-        await client.getVersion()
-        return
-      } catch (error) {
-        if (Date.now() > deadline) {
-          throw why(`did not answer on its API within ${startTimeoutMs} ms: ${(error as Error).message}`)
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      }
-    }
-  })())
+  await server.until(
+    () => client.getVersion().then(() => undefined, (error: Error) => error.message),
+    startTimeoutMs,
+    "answer on its API"
+  )
 
   const proxy = async (name: string, upstream: string): Promise<FaultyLink> => {
     // A free port can be taken between the probe and the bind: try a few.
