@@ -4,7 +4,9 @@
  * two (after full collections), divided by the waiters, is what a waiter
  * costs. The same number of bare parked fibers (for the Effect pools) or
  * bare pending async functions (for the promise pools) is measured the same
- * way and subtracted, leaving the pool's own share.
+ * way and subtracted, leaving the pool's own share. `interruptible-wait-floor`
+ * is the least any Effect pool's waiter can cost: lifeguard is also reported
+ * against it.
  */
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -20,6 +22,61 @@ const maxSize = 10
  * AbortSignal, and allocates an AbortController per fiber for it.
  */
 const parked: Effect.Effect<void> = Effect.async<void>((_resume) => {})
+
+/**
+ * The cheapest wait Effect 3 allows that survives interruption, with no pool
+ * around it: the checkout runs masked, the wait alone is restored to
+ * interruptible, and a failure handler takes the slot back (or passes on what
+ * it was handed as the interruption arrived). One `Effect.async` whose
+ * register function (one parameter, so no AbortSignal) stores its resume
+ * callback in a plain FIFO array. Any pool's waiter costs at least this.
+ */
+interface FloorSlot {
+  resume: ((effect: Effect.Effect<void>) => void) | undefined
+  /** "waiting", "served" (handed a connection, maybe before it registered) or "gone" (interrupted). */
+  state: "waiting" | "served" | "gone"
+}
+
+const interruptibleWaitFloor: EffectContender = {
+  kind: "effect",
+  name: "interruptible-wait-floor",
+  setup: (size) =>
+    Effect.sync(() => {
+      let free = size
+      const waiting: Array<FloorSlot> = []
+      let head = 0
+      const release = Effect.sync(() => {
+        while (head < waiting.length) {
+          const slot = waiting[head++]!
+          if (slot.state === "gone") continue
+          slot.state = "served"
+          return slot.resume?.(Effect.void)
+        }
+        free++
+      })
+      const register = (slot: FloorSlot) => (resume: (effect: Effect.Effect<void>) => void) => {
+        if (slot.state === "served") resume(Effect.void)
+        else slot.resume = resume
+      }
+      return (work) =>
+        Effect.uninterruptibleMask((restore) => {
+          if (free > 0) {
+            free--
+            return Effect.ensuring(restore(work), release)
+          }
+          const slot: FloorSlot = { resume: undefined, state: "waiting" }
+          waiting.push(slot)
+          return Effect.matchCauseEffect(restore(Effect.async<void>(register(slot))), {
+            onFailure: (cause) => {
+              const served = slot.state === "served"
+              slot.state = "gone"
+              return served ? Effect.zipRight(release, Effect.failCause(cause)) : Effect.failCause(cause)
+            },
+            onSuccess: () => Effect.ensuring(restore(work), release)
+          })
+        })
+    })
+}
 
 /** A fiber that waits on nothing in particular: the baseline for the Effect pools. */
 const fiberBaseline: EffectContender = {
@@ -119,7 +176,7 @@ export const memory: Suite = {
   reference: "effect-pool",
   run: async ({ quick, log }) => {
     const waiters = quick ? 10_000 : 100_000
-    const contenders: ReadonlyArray<Contender> = [...pools, fiberBaseline, scopedFiberBaseline, promiseBaseline]
+    const contenders: ReadonlyArray<Contender> = [...pools, interruptibleWaitFloor, fiberBaseline, scopedFiberBaseline, promiseBaseline]
     // A warm-up round with a tenth of the waiters (JIT, first-use allocations),
     // then one pass: a heap delta over 100,000 waiters hardly varies.
     const samples = await interleaved(1, contenders, async (contender, warmUp) => {

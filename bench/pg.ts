@@ -1,7 +1,10 @@
 /**
- * Suite `pg`: `SELECT 1` through three pools of 10 connections to the same
- * PostgreSQL server, with 100 and with 10 concurrent workers: raw `pg.Pool`,
- * @effect/sql-pg's `PgClient`, and lifeguard's `SqlClient` from `lifeguard/pg`.
+ * Suite `pg`: `SELECT 1` through four pools of 10 connections to the same
+ * PostgreSQL server, with 1,000, 100 and 10 concurrent workers: raw `pg.Pool`,
+ * @effect/sql-pg's `PgClient`, lifeguard's `SqlClient` from `lifeguard/pg`,
+ * and lifeguard's core `Pool` over `pg.Client` with a plain `client.query`
+ * (`lifeguard-pool`: what the pool itself costs in front of a real driver,
+ * without @effect/sql's per-statement work).
  *
  * The server is `DATABASE_URL`, else the one the tests use (`sharedServer()`).
  */
@@ -13,11 +16,13 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import pgLib from "pg"
 import { sharedServer } from "../test/utils/postgres.js"
+import { Pool } from "../src/index.js"
 import type { Contender, EffectContender, PromiseContender, Result, Suite } from "./measure.js"
 import { interleaved, median, range, runWindow, withRatios } from "./measure.js"
 
 const connections = 10
 const configs = [
+  { workers: 1000, maxSize: connections },
   { workers: 100, maxSize: connections },
   { workers: 10, maxSize: connections }
 ]
@@ -61,6 +66,28 @@ const pgPool = (url: string): PromiseContender => ({
   }
 })
 
+/** The core pool of `pg.Client`s, each statement a plain `client.query` inside `pool.use`. */
+const lifeguardPool = (url: string): EffectContender => ({
+  kind: "effect",
+  name: "lifeguard-pool",
+  setup: (maxSize) =>
+    Effect.gen(function*() {
+      const connect = Effect.promise(async () => {
+        const client = new pgLib.Client({ connectionString: url })
+        await client.connect()
+        return client
+      })
+      const pool = yield* Pool.make({
+        acquire: Effect.acquireRelease(connect, (client) => Effect.promise(() => client.end())),
+        maxSize
+      })
+      const query = (text: string) => pool.use((client) => Effect.promise(() => client.query(text)))
+      const select = query("SELECT 1")
+      yield* warm(query("SELECT pg_sleep(0.2)"), maxSize)
+      return (work) => Effect.zipRight(select, work)
+    })
+})
+
 const effectSqlPg = (url: string) =>
   sqlClientContender(
     "effect-sql-pg",
@@ -85,7 +112,7 @@ export const pg: Suite = {
   run: async ({ quick, reps, log }) => {
     const url = process.env.DATABASE_URL || (await sharedServer()).url
     log(`pg: server ${url.replace(/:[^:@/]*@/, ":***@")}`)
-    const contenders: ReadonlyArray<Contender> = [await lifeguardPg(url), pgPool(url), effectSqlPg(url)]
+    const contenders: ReadonlyArray<Contender> = [await lifeguardPg(url), lifeguardPool(url), pgPool(url), effectSqlPg(url)]
     const windowMs = quick ? 300 : 1500
     const warmUpMs = quick ? 300 : 1000
     const items = configs.flatMap((config) => contenders.map((contender) => ({ config, contender })))

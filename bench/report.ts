@@ -147,7 +147,7 @@ const cpuPerOp = (results: ReadonlyArray<Result>, suite: string, a: string, b: s
   }
 }
 
-/** The targets of issues #2, #3 and #4, checked against what this run measured. */
+/** The targets of the issues (#2, #3, #4 and #10's contended path), checked against what this run measured. */
 export const targets = (results: ReadonlyArray<Result>): ReadonlyArray<Check> => {
   const checks: Array<Check | undefined> = [
     relative(results, "inmem", "lifeguard", "effect-pool", 4, {
@@ -159,8 +159,8 @@ export const targets = (results: ReadonlyArray<Result>): ReadonlyArray<Check> =>
       keep: (config) => config.endsWith("-yield")
     }),
     relative(results, "inmem", "lifeguard-scoped", "scoped-ceiling", 0.9),
-    relative(results, "pg", "lifeguard", "pg-pool", 0.9),
-    relative(results, "pg", "lifeguard", "effect-sql-pg", 1.3),
+    relative(results, "pg", "lifeguard", "effect-sql-pg", 1.0),
+    relative(results, "pg", "lifeguard-pool", "pg-pool", 0.9),
     relative(results, "mongodb", "lifeguard", "mongodb-driver", 0.9),
     cpuPerOp(results, "mongodb", "lifeguard", "mongodb-driver", 1.2)
   ]
@@ -170,6 +170,15 @@ export const targets = (results: ReadonlyArray<Result>): ReadonlyArray<Check> =>
       target: "memory: lifeguard < 1024 bytes per parked waiter (pool's own, beyond the fiber)",
       met: m.bytesPerWaiter < 1024,
       detail: `${Math.round(m.bytesPerWaiter)} bytes`
+    })
+  }
+  const floor = results.find((r) => r.suite === "memory" && r.contender === "interruptible-wait-floor")
+  if (m?.totalBytesPerWaiter !== undefined && floor?.totalBytesPerWaiter !== undefined) {
+    const above = m.totalBytesPerWaiter - floor.totalBytesPerWaiter
+    checks.push({
+      target: "memory: lifeguard <= 512 bytes per parked waiter above interruptible-wait-floor (total bytes per waiter)",
+      met: above <= 512,
+      detail: `${Math.round(above)} bytes (${Math.round(m.totalBytesPerWaiter)} vs ${Math.round(floor.totalBytesPerWaiter)})`
     })
   }
   const fair = results.filter((r) => r.suite === "fairness" && r.contender === "lifeguard")

@@ -1,16 +1,19 @@
 /**
- * npm run soak -- --minutes N [--json] [--seed S] [--fibers F]
+ * npm run soak -- --minutes N [--adapter postgres|mongodb] [--json] [--seed S] [--fibers F]
  *
- * A random load on a lifeguard/pg pool through Toxiproxy, against the shared PostgreSQL
- * (DATABASE_URL, else 127.0.0.1:5432, else an embedded one), with a random fault switched on
- * and off every few seconds. Prints throughput, errors by type, connections, waiters and heap
+ * A random load on a lifeguard/pg pool (the default) or a lifeguard/mongodb pool through
+ * Toxiproxy, against the shared PostgreSQL (DATABASE_URL, else 127.0.0.1:5432, else an embedded
+ * one) or FerretDB (MONGODB_URL, else a private one), with a random fault switched on and off
+ * every few seconds. Prints throughput, errors by type, connections, waiters and heap
  * used every 5 s; at the end asserts that the heap did not grow past a bound, that no fiber hung,
  * no connection leaked and every acknowledged write is stored once. Not run in CI.
  */
 import { Effect, Logger, LogLevel } from "effect"
 import { writeFileSync, mkdirSync } from "node:fs"
-import { mix, pgAdapter as adapter, runScenario, seeded, sleep } from "../test/reliability/harness.js"
-import { sharedServer, uniqueName } from "../test/utils/postgres.js"
+import { type Adapter, mix, pgAdapter, runScenario, seeded, sleep } from "../test/reliability/harness.js"
+import { mongoAdapter } from "../test/reliability/mongodb.js"
+import * as FerretDB from "../test/utils/ferretdb.js"
+import * as Postgres from "../test/utils/postgres.js"
 import { type FaultyLink, startToxiproxy } from "../test/utils/toxiproxy.js"
 
 const arg = (name: string) => {
@@ -21,6 +24,21 @@ const minutes = Number(arg("minutes") ?? 1)
 const json = process.argv.includes("--json")
 const seed = Number(arg("seed") ?? Date.now() % 1_000_000)
 const fibers = Number(arg("fibers") ?? 50)
+const adapterName = arg("adapter") ?? "postgres"
+
+/** Per adapter: the server, the pool under test and what its load may do. */
+const subjects: Record<string, () => { adapter: Adapter; server: () => Promise<{ url: string; stop: () => Promise<void> }>; weights?: Record<string, number> }> = {
+  postgres: () => ({ adapter: pgAdapter, server: Postgres.sharedServer }),
+  mongodb: () => ({
+    // Heartbeats every 500 ms (the driver's minimum) so an outage is seen within a fault's few seconds.
+    adapter: mongoAdapter(FerretDB.uniqueDb("lg_soak"), { heartbeatFrequencyMS: 500, serverSelectionTimeoutMS: 2_000, connectTimeoutMS: 1_000 }),
+    server: FerretDB.sharedServer,
+    // FerretDB has no server-side error of the harness's "bad input" kind (pg's SQLSTATE 22).
+    weights: { bad: 0 }
+  })
+}
+if (!(adapterName in subjects)) throw new Error(`--adapter must be one of ${Object.keys(subjects).join(", ")} (got ${adapterName})`)
+const { adapter, server: startServer, weights } = subjects[adapterName]!()
 /** Heap after the run may exceed the heap after warm-up by this much, at most. */
 const heapBoundMb = 64
 
@@ -41,14 +59,14 @@ const mb = (bytes: number) => Math.round(bytes / 1024 / 1024)
 const log = (line: object) => console.log(json ? JSON.stringify(line) : Object.entries(line).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" "))
 
 const main = async () => {
-  const server = await sharedServer()
+  const server = await startServer()
   const toxiproxy = await startToxiproxy()
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
   try {
     await adapter.prepare(server.url)
     const url = new URL(server.url)
-    const name = uniqueName("soak")
-    const link = await toxiproxy.proxy(name, `${url.hostname}:${url.port || "5432"}`)
+    const name = Postgres.uniqueName("soak")
+    const link = await toxiproxy.proxy(name, `${url.hostname}:${url.port || (adapterName === "mongodb" ? "27017" : "5432")}`)
     const random = seeded(seed)
     const injected: Record<string, number> = {}
     let heapAfterWarmup = 0
@@ -59,7 +77,7 @@ const main = async () => {
       url: server.url,
       target: link,
       settings: { name, maxSize: 10, acquireTimeout: 3_000, createTimeout: 1_000, checkTimeout: 1_000 },
-      load: { fibers, pick: mix(seed), watchdog: "30 seconds", deadline: 5_000, slowMs: 200, bigRows: 500 },
+      load: { fibers, pick: mix(seed, weights), watchdog: "30 seconds", deadline: 5_000, slowMs: 200, bigRows: 500 },
       body: (subject, load) =>
         Effect.gen(function*() {
           let last = yield* load.snapshot
@@ -141,7 +159,7 @@ const main = async () => {
       heapBoundMb
     }
     mkdirSync(".tmp/reliability", { recursive: true })
-    writeFileSync(".tmp/reliability/postgres-soak.json", JSON.stringify(summary, null, 2))
+    writeFileSync(`.tmp/reliability/${adapter.name}-soak.json`, JSON.stringify(summary, null, 2))
     log(summary)
     const problems: Array<string> = []
     if (heapEnd - heapAfterWarmup > heapBoundMb * 1024 * 1024) {

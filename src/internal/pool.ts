@@ -83,8 +83,15 @@ interface Made<A> {
 
 type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
 
-/** What a checkout continues with once it holds a connection. */
-type Then<A, X, Y, Z> = (entry: Entry<A>) => Effect.Effect<X, Y, Z>
+/** What `pool.use` runs on the connection; `get` has none. */
+type Use<A, X, Y, Z> = ((connection: A) => Effect.Effect<X, Y, Z>) | undefined
+
+/**
+ * What a checkout continues with once it holds a connection. One per pool
+ * for `get` and one for `use` (which is handed its function): a parked
+ * waiter holds no closure of its own.
+ */
+type Then<A, X, Y, Z> = (entry: Entry<A>, restore: Restore, use: Use<A, X, Y, Z>) => Effect.Effect<X, Y, Z>
 
 /** A checkout under way, as the slow paths (waiting, validation) need it. */
 interface Checkout<A, X, Y, Z> {
@@ -96,6 +103,7 @@ interface Checkout<A, X, Y, Z> {
   /** Where `get`/`use` was called, for leak reports (only with leak detection on). */
   readonly site: Error | undefined
   readonly then: Then<A, X, Y, Z>
+  readonly use: Use<A, X, Y, Z>
 }
 
 type Spawn<R> = (effect: Effect.Effect<void, never, R>) => Fiber.RuntimeFiber<void, never>
@@ -217,24 +225,24 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   }
 
   private makeGet(site: Error | undefined): Effect.Effect<A, PoolError | E, Scope.Scope> {
-    return Effect.uninterruptibleMask((restore) =>
-      this.checkout(restore, site, (entry) =>
-        Effect.flatMap(Effect.scope, (scope) =>
-          Effect.as(
-            // Unlike Effect.addFinalizer, Scope.addFinalizer does not diff FiberRefs: the return path needs none.
-            Scope.addFinalizer(scope, this.release(entry)),
-            entry.value
-          )))
-    )
+    return Effect.uninterruptibleMask((restore) => this.checkout(restore, site, this.thenGet, undefined))
   }
+
+  private readonly thenGet: Then<A, A, never, Scope.Scope> = (entry) =>
+    Effect.flatMap(Effect.scope, (scope) =>
+      Effect.as(
+        // Unlike Effect.addFinalizer, Scope.addFinalizer does not diff FiberRefs: the return path needs none.
+        Scope.addFinalizer(scope, this.release(entry)),
+        entry.value
+      ))
 
   readonly use = <B, E2, R2>(f: (connection: A) => Effect.Effect<B, E2, R2>): Effect.Effect<B, PoolError | E | E2, R2> => {
     const site = this.detectLeaks ? new Error() : undefined
-    return Effect.uninterruptibleMask((restore) =>
-      this.checkout(restore, site, (entry) =>
-        Effect.flatMap(Effect.exit(restore(f(entry.value))), (exit) => Effect.zipRight(this.release(entry), exit)))
-    )
+    return Effect.uninterruptibleMask((restore) => this.checkout(restore, site, this.thenUse as Then<A, B, E2, R2>, f))
   }
+
+  private readonly thenUse: Then<A, unknown, unknown, unknown> = (entry, restore, f) =>
+    Effect.flatMap(Effect.exit(restore(f!(entry.value))), (exit) => Effect.zipRight(this.release(entry), exit))
 
   /** Epoch milliseconds, with the sub-millisecond part when the clock has one. */
   private now(): number {
@@ -249,7 +257,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private checkout<X, Y, Z>(
     restore: Restore,
     site: Error | undefined,
-    then: Then<A, X, Y, Z>
+    then: Then<A, X, Y, Z>,
+    use: Use<A, X, Y, Z>
   ): Effect.Effect<X, Y | PoolError | E, Z> {
     const startedAt = this.now()
     if (this.isListened()) this.emit({ _tag: "ConnectionCheckOutStarted", pool: this.name, time: startedAt })
@@ -260,24 +269,30 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         this.markCheckedOut(entry, startedAt, startedAt)
         // The fast path hands out without building a Checkout record.
         return this.needsValidation(entry, startedAt)
-          ? this.validate(entry, { startedAt, seq: this.nextSeq++, restore, site, then })
-          : this.deliver(entry, site, then)
+          ? this.validate(entry, { startedAt, seq: this.nextSeq++, restore, site, then, use })
+          : this.deliver(entry, site, restore, then, use)
       }
     }
-    return this.wait({ startedAt, seq: this.nextSeq++, restore, site, then }, false)
+    return this.wait({ startedAt, seq: this.nextSeq++, restore, site, then, use }, false)
   }
 
   private handOut<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
     return this.needsValidation(entry, entry.checkedOutAt)
       ? this.validate(entry, checkout)
-      : this.deliver(entry, checkout.site, checkout.then)
+      : this.deliver(entry, checkout.site, checkout.restore, checkout.then, checkout.use)
   }
 
-  private deliver<X, Y, Z>(entry: Entry<A>, site: Error | undefined, then: Then<A, X, Y, Z>): Effect.Effect<X, Y, Z> {
-    if (!this.detectLeaks) return then(entry)
+  private deliver<X, Y, Z>(
+    entry: Entry<A>,
+    site: Error | undefined,
+    restore: Restore,
+    then: Then<A, X, Y, Z>,
+    use: Use<A, X, Y, Z>
+  ): Effect.Effect<X, Y, Z> {
+    if (!this.detectLeaks) return then(entry, restore, use)
     return Effect.withFiberRuntime((fiber) => {
       this.startLeakWatch(entry, describeHolder(fiber, site))
-      return then(entry)
+      return then(entry, restore, use)
     })
   }
 
@@ -301,13 +316,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const waiter: Waiter<A, E> & Checkout<A, X, Y, Z> = {
       deferred: WaiterDeferred.make(),
       startedAt,
-      deadline: startedAt + this.options.acquireTimeout,
       seq: checkout.seq,
       settled: false,
       served: undefined,
       restore: checkout.restore,
       site: checkout.site,
-      then: checkout.then
+      then: checkout.then,
+      use: checkout.use
     }
     if (again) this.waiters.insertInOrder(waiter)
     else this.waitQueue.unsafeOffer(waiter)
@@ -416,7 +431,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       }
       const healthy = Exit.isSuccess(exit) && exit.value
       // The pool may have closed it meanwhile (clear with interruptInUse, the drain deadline): never hand that out.
-      if (healthy && entry.state === "inUse") return this.deliver(entry, checkout.site, checkout.then)
+      if (healthy && entry.state === "inUse") return this.deliver(entry, checkout.site, checkout.restore, checkout.then, checkout.use)
       if (entry.state === "inUse") this.closeInUse(entry, "error", "validation failed")
       // An interrupt that came while the check was stopped lands here, before the checkout takes another connection.
       return Effect.zipRight(checkout.restore(Effect.void), Effect.suspend(() => this.retryAfterInvalid(checkout)))
@@ -991,7 +1006,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const head = this.liveHead()
     this.timerParked = head === undefined
     if (head === undefined) return this.awaitKick("timer")
-    const remaining = head.deadline - this.now()
+    const remaining = head.startedAt + this.options.acquireTimeout - this.now()
     if (remaining > 0) return Effect.raceFirst(this.clock.sleep(Duration.millis(remaining)), this.awaitKick("timer"))
     this.waiters.poll(undefined)
     this.failWaiter(head, "timeout", this.timeoutError())

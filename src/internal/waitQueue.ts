@@ -14,8 +14,8 @@ import * as Queue from "effect/Queue"
 /** @internal */
 export interface Waiter<T, E> {
   readonly deferred: Deferred.Deferred<T, E>
+  /** When the checkout started; its deadline is this plus acquireTimeout. */
   readonly startedAt: number
-  readonly deadline: number
   /** Arrival order: a waiter put back after a failed validation goes back to this place. */
   readonly seq: number
   /** True once served, failed or abandoned: the slot is dead. */

@@ -11,10 +11,15 @@ describe("driver errors", () => {
     expect(classify(driverError("MongoNetworkError"))).toMatchObject({ kind: "network", retryable: true })
     expect(classify(driverError("MongoNetworkTimeoutError"))).toMatchObject({ kind: "network", retryable: true })
     expect(classify(driverError("MongoPoolClearedError"))).toMatchObject({ kind: "poolCleared", retryable: true })
+    expect(classify(driverError("PoolClearedOnNetworkError"))).toMatchObject({ kind: "poolCleared", retryable: true })
     expect(classify(driverError("MongoServerSelectionError"))).toMatchObject({ kind: "serverSelection", retryable: true })
     expect(classify(driverError("MongoServerError", { code: 10107, codeName: "NotWritablePrimary" })))
       .toMatchObject({ kind: "notPrimary", retryable: true, code: 10107, codeName: "NotWritablePrimary" })
     expect(classify(driverError("MongoServerError", { code: 91 }))).toMatchObject({ kind: "notPrimary", retryable: true })
+    // A write after the server's FIN reaches the caller as node's own EPIPE error.
+    expect(classify(driverError("Error", { code: "EPIPE" }))).toMatchObject({ kind: "network", retryable: true })
+    expect(classify(driverError("Error", { code: "ECONNRESET" }))).toMatchObject({ kind: "network", retryable: true })
+    expect(classify(driverError("Error", { code: "ERR_INVALID_ARG_TYPE" }))).toMatchObject({ kind: "client", retryable: false })
   })
 
   it("a retryable label makes any error retryable; a plain server error keeps its code and is not", () => {

@@ -222,13 +222,7 @@ describe("Toxiproxy between a lifeguard/mongodb pool and FerretDB", () => {
         `errors seen: ${Object.keys(run.report.errors).join(", ")}`)
     }).pipe(quiet), 40_000)
 
-  // KNOWN BUG, not yet fixed (issue 11): in about 1 run in 3 the driver's server monitor starts a heartbeat
-  // at the instant the proxy is disabled and that check never ends, so the driver never sees the server
-  // again and lifeguard/mongodb (which waits for the driver's verdict) never recovers. The fix belongs in
-  // the adapter (check the server itself when the driver's monitor has been silent for several heartbeats).
-  // Run it with LIFEGUARD_RUN_KNOWN_BUGS=1 until then; docs/reliability.md says the same.
-  const knownBug = process.env.LIFEGUARD_RUN_KNOWN_BUGS === "1" ? it.live : it.live.skip
-  knownBug(withSeed("proxy disabled: connection attempts stay within maxConnecting, and the pool recovers"), () =>
+  it.live(withSeed("proxy disabled: connection attempts stay within maxConnecting, and the pool recovers"), () =>
     Effect.gen(function*() {
       const result = yield* scenario("mrel-refused", (link, _subject, counter) =>
         Effect.gen(function*() {

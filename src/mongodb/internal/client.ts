@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type Db, MongoClient, type TransactionOptions } from "mongodb"
@@ -25,6 +26,7 @@ import { MongoConnectError, type MongoError, MongoUnavailableError, MongoUnsuppo
 import { operationFailed } from "./errors.js"
 import { DriverMonitor } from "./events.js"
 import { LeaseImpl, type Owner, run } from "./lease.js"
+import { watch } from "./watchdog.js"
 
 /** How long a lease set-up waits for an unreachable server before it reports the driver's last error. */
 const unavailableProbe = 1_000
@@ -119,18 +121,36 @@ export const make = (
     })
     clear = (reason) => runInScope(pool.clear({ reason: reason ?? `the driver cleared its pool for ${servers}` }))
 
+    // A wedged driver monitor never sees the server again (watchdog.ts): the client is closed and connected
+    // again. Each close and connect runs to its end, so the layer's own close never meets a half-open client.
+    const restartClient = (stalled: { readonly address: string; readonly runningMs: number; readonly bound: number }) =>
+      Effect.gen(function*() {
+        yield* Effect.logWarning(
+          `the driver's check of ${stalled.address} has run for ${stalled.runningMs} ms, past its bound of ` +
+            `${stalled.bound} ms (2 x connectTimeoutMS + heartbeatFrequencyMS + 1 s): restarting the MongoClient`
+        )
+        yield* pool.clear({ reason: `the driver's monitor of ${stalled.address} stalled; the client was restarted` })
+        yield* Effect.uninterruptible(Effect.promise(() => client.close().catch(() => {})))
+        yield* Effect.tryPromise(() => client.connect()).pipe(
+          Effect.uninterruptible,
+          Effect.retry(Schedule.spaced(Duration.millis(client.options.heartbeatFrequencyMS))),
+          Effect.orDie
+        )
+      }).pipe(Effect.annotateLogs("pool", name))
+    yield* Effect.forkScoped(watch(monitor, client.options, restartClient))
+
     const get: Effect.Effect<Lease, PoolError | MongoUnavailableError, Scope.Scope> = Effect.flatMap(
       pool.get,
       (lease) =>
         Effect.flatMap(Effect.scope, (scope) =>
           Effect.as(
-            Scope.addFinalizerExit(scope, (exit) => Effect.sync(() => lease.end(Exit.isInterrupted(exit)))),
+            Scope.addFinalizerExit(scope, (exit) => Effect.suspend(() => lease.end(Exit.isInterrupted(exit)))),
             lease
           ))
     )
 
     const use = <A, E, R>(f: (lease: Lease) => Effect.Effect<A, E, R>) =>
-      pool.use((lease) => Effect.onExit(f(lease), (exit) => Effect.sync(() => lease.end(Exit.isInterrupted(exit)))))
+      pool.use((lease) => Effect.onExit(f(lease), (exit) => Effect.suspend(() => lease.end(Exit.isInterrupted(exit)))))
 
     const promise = <A>(
       f: (db: Db, lease: Lease) => Promise<A>,
@@ -192,7 +212,7 @@ export const make = (
         return pool.use((lease) =>
           Effect.onExit(
             inTransaction(lease, effect, txOptions),
-            (exit) => Effect.sync(() => lease.end(Exit.isInterrupted(exit)))
+            (exit) => Effect.suspend(() => lease.end(Exit.isInterrupted(exit)))
           )
         )
       })

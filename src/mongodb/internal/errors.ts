@@ -26,9 +26,17 @@ const labelsOf = (error: unknown): ReadonlyArray<string> => {
   return set instanceof Set ? [...set] as Array<string> : []
 }
 
-const kindOf = (name: string, code: number | undefined): FailureKind => {
+/**
+ * Socket errors the driver can let through unwrapped (a write after the server's FIN is an
+ * `EPIPE` `Error`, not a `MongoNetworkError`): a lost connection all the same.
+ */
+const socketCodes = new Set(["EPIPE", "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"])
+
+const kindOf = (name: string, code: number | undefined, socketCode: unknown): FailureKind => {
   if (name === "MongoNetworkError" || name === "MongoNetworkTimeoutError") return "network"
-  if (name === "MongoPoolClearedError") return "poolCleared"
+  if (typeof socketCode === "string" && socketCodes.has(socketCode)) return "network"
+  // A clear that interrupted in-use connections names its error PoolClearedOnNetworkError.
+  if (name === "MongoPoolClearedError" || name === "PoolClearedOnNetworkError") return "poolCleared"
   if (name === "MongoServerSelectionError") return "serverSelection"
   if (name === "MongoOperationTimeoutError") return "timeout"
   if (code !== undefined && notPrimaryCodes.has(code)) return "notPrimary"
@@ -52,7 +60,7 @@ export const operationFailed = (pool: string, operation: string, error: unknown)
   const code = typeof rawCode === "number" ? rawCode : undefined
   const codeName = fieldOf(error, "codeName")
   const labels = labelsOf(error)
-  const kind = kindOf(name, code)
+  const kind = kindOf(name, code, rawCode)
   const retryable = kind === "network" || kind === "poolCleared" || kind === "serverSelection" ||
     kind === "notPrimary" || (code !== undefined && retryableCodes.has(code)) ||
     labels.some((label) => retryableLabels.includes(label))

@@ -2,8 +2,9 @@
  * The bridge from the driver's monitoring events to lifeguard's: the driver's
  * CMAP events become lifeguard pool events of the same names (with the
  * server's `address`) and update the same metrics (tagged `address`); its
- * SDAM events say whether any server is reachable and what the last error
- * was; its command events become spans. Everything the driver reports goes
+ * SDAM events say whether any server is reachable, what the last error
+ * was and how long each server's check has run; its command events become
+ * spans. Everything the driver reports goes
  * through this file.
  *
  * @internal
@@ -173,6 +174,8 @@ export class DriverMonitor {
   lastError: unknown = undefined
   private readonly servers = new Map<string, Server>()
   private readonly spans = new Map<number, Tracer.Span>()
+  /** When each server's check in progress started, by address. */
+  private readonly checks = new Map<string, number>()
 
   constructor(private readonly client: MongoClient, private readonly owner: Owner) {
     const { name, sink } = owner
@@ -265,7 +268,15 @@ export class DriverMonitor {
       }
     })
 
+    // A heartbeat is a check in progress from its start to its outcome (an awaited one starts again at once).
+    on("serverHeartbeatStarted", (e) => {
+      this.checks.set(e.connectionId, now())
+    })
+    on("serverHeartbeatSucceeded", (e) => {
+      this.checks.delete(e.connectionId)
+    })
     on("serverHeartbeatFailed", (e) => {
+      this.checks.delete(e.connectionId)
       this.lastError = e.failure
     })
     on("serverDescriptionChanged", (e) => {
@@ -286,6 +297,23 @@ export class DriverMonitor {
       this.servers.set(address, server)
     }
     return server
+  }
+
+  /** The longest-running check, if it has run for at least `bound` ms. */
+  stalledCheck(bound: number): { readonly address: string; readonly runningMs: number } | undefined {
+    const now = this.owner.clock.unsafeCurrentTimeMillis()
+    let stalled: { address: string; runningMs: number } | undefined
+    for (const [address, since] of this.checks) {
+      const runningMs = now - since
+      if (runningMs >= bound && (stalled === undefined || runningMs > stalled.runningMs)) stalled = { address, runningMs }
+    }
+    return stalled
+  }
+
+  /** The client was closed: its checks ended without an outcome, and no server is known until it reconnects. */
+  restarted(): void {
+    this.checks.clear()
+    this.available = false
   }
 
   /** Connections the driver holds to each server now, by state. */

@@ -63,15 +63,33 @@ export class LeaseImpl implements Lease {
     controller.abort()
   }
 
-  /** Ends what this checkout started, before the slot goes back to the pool. */
-  end(interrupted: boolean): void {
+  /**
+   * Ends what this checkout started, at once, before the slot goes back to the
+   * pool. The effect it returns waits, up to checkTimeout, for the abort of a
+   * transaction left open (the only end that talks to the server), so the
+   * slot's next holder never runs beside it; otherwise it has nothing to wait for.
+   */
+  end(interrupted: boolean): Effect.Effect<void> {
     if (interrupted) this.abort()
     this.parent = undefined
     const session = this.ownSession
-    if (session === undefined) return
+    if (session === undefined) return Effect.void
     this.ownSession = undefined
+    const aborting = session.inTransaction()
     // endSession aborts an open transaction and never rejects (the spec says to ignore its errors).
-    session.endSession().then(ignore, ignore)
+    const ended = session.endSession().then(ignore, ignore)
+    if (!aborting) return Effect.void
+    // Lease ends run in finalizers: interruptible, or the timeout could not stop the wait.
+    return Effect.interruptible(Effect.promise(() => ended)).pipe(
+      Effect.timeout(Duration.millis(this.owner.checkTimeout)),
+      Effect.catchAll(() =>
+        Effect.logWarning(
+          `the abort of a transaction left open did not end within checkTimeout (${this.owner.checkTimeout} ms); ` +
+            `its lease is returned anyway`
+        )
+      ),
+      Effect.annotateLogs("pool", this.owner.name)
+    )
   }
 
   /**
@@ -84,24 +102,38 @@ export class LeaseImpl implements Lease {
     this.abort()
     const settled = running.then(ignore, ignore)
     const kill = session !== undefined && this.owner.killSessions ? killSession(this.owner, session) : undefined
-    return Effect.promise((): Promise<unknown> => kill === undefined ? settled : Promise.all([settled, kill])).pipe(
+    // A canceler runs uninterruptible: the waits are made interruptible, or their timeouts could not stop them.
+    const waited = Effect.interruptible(Effect.promise(() => settled)).pipe(
       Effect.timeout(Duration.millis(this.owner.checkTimeout)),
       Effect.catchAll(() =>
         Effect.logWarning(
           `an interrupted operation did not settle within checkTimeout (${this.owner.checkTimeout} ms); ` +
             `its lease is returned anyway`
         )
-      ),
-      Effect.annotateLogs("pool", this.owner.name)
+      )
     )
+    const killed = kill === undefined ? Effect.void : Effect.interruptible(Effect.promise(() => kill)).pipe(
+      Effect.timeout(Duration.millis(this.owner.checkTimeout)),
+      Effect.orElseSucceed(() => "no answer within checkTimeout"),
+      Effect.flatMap((failure) =>
+        failure === undefined ? Effect.void : Effect.logWarning(
+          `killSessions for an interrupted operation failed (${String(failure)}); the server may still be running it`
+        )
+      )
+    )
+    return Effect.zipRight(waited, killed, { concurrent: true }).pipe(Effect.annotateLogs("pool", this.owner.name))
   }
 }
 
-const killSession = (owner: Owner, session: ClientSession): Promise<void> | undefined => {
+/** Kills the session's operations on the server; resolves to why that failed, if it did. */
+const killSession = (owner: Owner, session: ClientSession): Promise<unknown> | undefined => {
   const id = session.id
   if (id === undefined || session.hasEnded) return undefined
   return owner.client.db("admin").command({ killSessions: [id] }).then(ignore, (error) => {
-    if (isCommandNotFound(error)) owner.killSessions = false
+    // A server without the command (FerretDB) is asked no more; any other failure is worth a line.
+    if (!isCommandNotFound(error)) return error
+    owner.killSessions = false
+    return undefined
   })
 }
 
@@ -120,11 +152,12 @@ export const run = <A>(
 ): Effect.Effect<A, MongoError> => {
   const call = Effect.async<A, MongoError>((resume) => {
     let running: Promise<A>
+    const settle = (outcome: Effect.Effect<A, MongoError>) =>
+      resume(ownLease ? Effect.zipRight(lease.end(false), outcome) : outcome)
     try {
       running = f(lease.db, lease)
     } catch (error) {
-      if (ownLease) lease.end(false)
-      resume(Effect.fail(operationFailed(lease.owner.name, operation, error)))
+      settle(Effect.fail(operationFailed(lease.owner.name, operation, error)))
       return
     }
     // Set by the canceler: the call's late outcome must not touch a lease that may be someone else's by then.
@@ -133,22 +166,18 @@ export const run = <A>(
     running.then(
       (value) => {
         settled = true
-        if (cancelled) return
-        if (ownLease) lease.end(false)
-        resume(Effect.succeed(value))
+        if (!cancelled) settle(Effect.succeed(value))
       },
       (error) => {
         settled = true
-        if (cancelled) return
-        if (ownLease) lease.end(false)
-        resume(Effect.fail(operationFailed(lease.owner.name, operation, error)))
+        if (!cancelled) settle(Effect.fail(operationFailed(lease.owner.name, operation, error)))
       }
     )
     return Effect.suspend(() => {
       if (settled) return Effect.void
       cancelled = true
       const cancel = lease.cancel(running)
-      return ownLease ? Effect.ensuring(cancel, Effect.sync(() => lease.end(true))) : cancel
+      return ownLease ? Effect.ensuring(cancel, Effect.suspend(() => lease.end(true))) : cancel
     })
   })
   if (lease.owner.lsids === undefined) return call

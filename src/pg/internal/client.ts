@@ -32,7 +32,7 @@ import { make as makePool } from "../../internal/pool.js"
 import { type ConnectTimeoutError, PoolConfigError, type PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
 import { defaultName, resolve } from "./config.js"
-import { close, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
+import { close, orGiveUp, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
 import {
   checkoutFailed,
   codeOf,
@@ -98,6 +98,8 @@ export const make = (
         if (connection.txStatus === "I") return Effect.void
         // Returned inside a transaction block (a bare BEGIN, a failed COMMIT): roll it back here.
         return connection.run("ROLLBACK", [], false, ignore, keep, connection.cancelQuery).pipe(
+          // A return runs uninterruptible; without this the timeout could not stop a ROLLBACK that hangs.
+          Effect.interruptible,
           Effect.timeout(owner.cancelTimeout),
           Effect.matchEffect({
             onFailure: () => pool.invalidate(connection),
@@ -273,26 +275,26 @@ export const make = (
 
     /** Closes a cursor; one still reading is cancelled on the server first. */
     const closeCursor = (connection: PgConnection, cursor: Cursor, reading: boolean) =>
-      Effect.async<void>((resume) => {
+      Effect.suspend(() => {
         let abandonRequest = () => {}
-        const timer = setTimeout(() => {
+        const closing = Effect.async<void>((resume) => {
+          const closed = () => {
+            connection.finished()
+            resume(Effect.void)
+          }
+          const close = () => {
+            // A cursor that failed (cancelled, say) already sent its Sync; once that ReadyForQuery is in,
+            // close() would wait for another that never comes.
+            if (cursor.state === "error" && (connection as unknown as { readyForQuery: boolean }).readyForQuery) closed()
+            else cursor.close(closed)
+          }
+          if (reading) abandonRequest = sendCancelRequest(connection, close)
+          else close()
+        })
+        return orGiveUp(closing, owner.cancelTimeout, () => {
           abandonRequest()
           connection.markGone(new Error(`a cursor did not close within ${owner.cancelTimeout} ms`))
-          resume(Effect.void)
-        }, owner.cancelTimeout)
-        const closed = () => {
-          clearTimeout(timer)
-          connection.finished()
-          resume(Effect.void)
-        }
-        const close = () => {
-          // A cursor that failed (cancelled, say) already sent its Sync; once that ReadyForQuery is in,
-          // close() would wait for another that never comes.
-          if (cursor.state === "error" && (connection as unknown as { readyForQuery: boolean }).readyForQuery) closed()
-          else cursor.close(closed)
-        }
-        if (reading) abandonRequest = sendCancelRequest(connection, close)
-        else close()
+        })
       })
 
     /** A connection pinned for a transaction, `reserve` or a stream. */

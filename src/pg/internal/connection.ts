@@ -6,6 +6,7 @@
  * @internal
  */
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Net from "node:net"
 import pg from "pg"
@@ -131,32 +132,39 @@ const CANCEL_REQUEST_CODE = 80877102
  * If it does not stop within `cancelTimeout`, the connection is given up.
  */
 const cancelRunning = (connection: PgConnection): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    let requestDone = false
-    let queryDone = false
-    const finish = () => {
-      if (requestDone && queryDone) {
-        clearTimeout(timer)
-        resume(Effect.void)
+  Effect.suspend(() => {
+    let abandonRequest = () => {}
+    const stopped = Effect.async<void>((resume) => {
+      let requestDone = false
+      let queryDone = false
+      const finish = () => {
+        if (requestDone && queryDone) resume(Effect.void)
       }
-    }
-    const timer = setTimeout(() => {
+      connection.onSettled = () => {
+        queryDone = true
+        finish()
+      }
+      abandonRequest = sendCancelRequest(connection, () => {
+        requestDone = true
+        finish()
+      })
+    })
+    return orGiveUp(stopped, connection.owner.cancelTimeout, () => {
       abandonRequest()
       connection.onSettled = undefined
-      connection.markGone(
-        new Error(`a cancelled query did not stop within ${connection.owner.cancelTimeout} ms`)
-      )
-      resume(Effect.void)
-    }, connection.owner.cancelTimeout)
-    connection.onSettled = () => {
-      queryDone = true
-      finish()
-    }
-    const abandonRequest = sendCancelRequest(connection, () => {
-      requestDone = true
-      finish()
+      connection.markGone(new Error(`a cancelled query did not stop within ${connection.owner.cancelTimeout} ms`))
     })
   })
+
+/**
+ * `effect`, or `giveUp` once `millis` passed on the Clock (so TestClock drives it) without it
+ * ending. `effect` is made interruptible: these waits run in cancelers and finalizers, where a
+ * timeout could not otherwise stop them.
+ */
+export const orGiveUp = (effect: Effect.Effect<void>, millis: number, giveUp: () => void): Effect.Effect<void> =>
+  Effect.timeout(Effect.interruptible(effect), Duration.millis(millis)).pipe(
+    Effect.catchTag("TimeoutException", () => Effect.sync(giveUp))
+  )
 
 /**
  * Sends a CancelRequest for what `connection` runs; `done` is called once the
@@ -199,13 +207,10 @@ export const sendCancelRequest = (connection: PgConnection, done: () => void): (
 
 /** Closes a connection politely, or drops its socket if the server does not answer within a second. */
 export const close = (client: pg.Client): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const timer = setTimeout(() => {
-      client.connection.stream.destroy()
-      resume(Effect.void)
-    }, 1_000)
-    client.end(() => {
-      clearTimeout(timer)
-      resume(Effect.void)
-    })
-  })
+  orGiveUp(
+    Effect.async<void>((resume) => {
+      client.end(() => resume(Effect.void))
+    }),
+    1_000,
+    () => client.connection.stream.destroy()
+  )
