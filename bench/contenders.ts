@@ -16,7 +16,7 @@ import * as EffectPool from "effect/Pool"
 import type * as Scope from "effect/Scope"
 import genericPool from "generic-pool"
 import { Pool as TarnPool } from "tarn"
-import { Pool } from "../src/index.js"
+import { Pool } from "lifeguard"
 import type { EffectContender, PromiseContender } from "./measure.js"
 import { range } from "./measure.js"
 

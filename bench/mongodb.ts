@@ -85,8 +85,8 @@ const effectDriver = (url: string): EffectContender => ({
 
 /** Loaded when the suite runs, so that a broken `lifeguard/mongodb` fails this suite alone. */
 const lifeguard = async (url: string): Promise<EffectContender> => {
-  const { MongoPool } = await import("../src/mongodb/index.js").catch((error: unknown) => {
-    throw new Error(`lifeguard/mongodb (src/mongodb/index.ts) cannot be loaded: ${String(error)}`)
+  const { MongoPool } = await import("lifeguard/mongodb").catch((error: unknown) => {
+    throw new Error(`lifeguard/mongodb (dist/mongodb/index.js, built by npm run build) cannot be loaded: ${String(error)}`)
   })
   return {
     kind: "effect",

@@ -16,7 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import pgLib from "pg"
 import { sharedServer } from "../test/utils/postgres.js"
-import { Pool } from "../src/index.js"
+import { Pool } from "lifeguard"
 import type { Contender, EffectContender, PromiseContender, Result, Suite } from "./measure.js"
 import { interleaved, median, range, runWindow, withRatios } from "./measure.js"
 
@@ -100,8 +100,8 @@ const effectSqlPg = (url: string) =>
  * `lifeguard/pg` fails this suite alone.
  */
 const lifeguardPg = async (url: string): Promise<EffectContender> => {
-  const { PgPool } = await import("../src/pg/index.js").catch((error: unknown) => {
-    throw new Error(`lifeguard/pg (src/pg/index.ts) cannot be loaded, so the pg suite cannot measure lifeguard: ${String(error)}`)
+  const { PgPool } = await import("lifeguard/pg").catch((error: unknown) => {
+    throw new Error(`lifeguard/pg (dist/pg/index.js, built by npm run build) cannot be loaded, so the pg suite cannot measure lifeguard: ${String(error)}`)
   })
   return sqlClientContender("lifeguard", (u, maxSize) => PgPool.layer({ url: u, maxSize }), url)
 }

@@ -79,6 +79,11 @@ const lines = [
   "- MongoDB: node's own `EPIPE` (a write after the server's FIN reaches the caller unwrapped) and the",
   "  driver's `PoolClearedOnNetworkError` were classified `client`, not retryable; they are now",
   "  `network` and `poolCleared`.",
+  "- PostgreSQL, caught by the soak (4 operations hung, 1 connection leaked) when the cancel, cursor",
+  "  close and connection close moved from `setTimeout` to the Clock: they run in cancelers and",
+  "  finalizers, where `Effect.timeout` cannot stop an uninterruptible wait. The waits are made",
+  "  interruptible (`orGiveUp` in `src/pg/internal/connection.ts`, `test/pg/giveUp.test.ts`); the",
+  "  MongoDB lease's bounded waits had the same flaw and the same fix (`test/mongodb/lease.test.ts`).",
   "",
 ]
 if (soaks.length > 0) {

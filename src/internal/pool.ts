@@ -55,20 +55,29 @@ export const TypeId: PoolTypeId = Symbol.for("lifeguard/Pool") as PoolTypeId
 type State = "ready" | "paused" | "closed"
 
 /** A connection as the pool sees it. */
-interface Entry<A> {
-  readonly id: number
-  readonly value: A
-  readonly scope: Scope.CloseableScope
-  readonly generation: number
-  readonly retireAt: number
-  state: "idle" | "inUse" | "closed"
+class Entry<A> {
+  state: "idle" | "inUse" | "closed" = "idle"
   lastUsedAt: number
   checkedOutAt: number
-  uses: number
-  invalidated: boolean
-  leakWatch: Fiber.RuntimeFiber<void> | undefined
+  uses = 0
+  invalidated = false
+  leakWatch: Fiber.RuntimeFiber<void> | undefined = undefined
   /** Set while a checkout validates it: closing the connection ends that check. */
-  stopValidation: Deferred.Deferred<void> | undefined
+  stopValidation: Deferred.Deferred<void> | undefined = undefined
+  /** What a waiter handed this connection is completed with: made once, not at every hand-off. */
+  readonly handedOff: Exit.Exit<Entry<A>> = Exit.succeed(this)
+
+  constructor(
+    readonly id: number,
+    readonly value: A,
+    readonly scope: Scope.CloseableScope,
+    readonly generation: number,
+    readonly retireAt: number,
+    now: number
+  ) {
+    this.lastUsedAt = now
+    this.checkedOutAt = now
+  }
 }
 
 type Waiter<A, E> = WaitQueue.Waiter<Entry<A>, PoolError | E>
@@ -117,6 +126,21 @@ interface SetUpRun {
   stopped: boolean
   /** The current attempt's ConnectionClosed was emitted. */
   reported: boolean
+}
+
+/** Effect's default Clock, to recognise it. */
+const defaultClock = Effect.runSync(Effect.clock)
+
+/**
+ * Reads a Clock in epoch milliseconds. Effect's default Clock is read from
+ * its own monotonic source, performance.now(), without the BigInt its
+ * nanosecond read allocates (a tenth of a contended checkout's time); any
+ * other Clock (TestClock, a user's) is asked.
+ */
+const clockReader = (clock: Clock.Clock): () => number => {
+  if (clock.constructor !== defaultClock.constructor) return () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
+  const origin = Number(clock.unsafeCurrentTimeNanos()) / 1_000_000 - performance.now()
+  return () => origin + performance.now()
 }
 
 /** Failed set-ups log the first of a run of the same error, then at most one summary per this interval. */
@@ -202,6 +226,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.detectLeaks = options.leakDetectionThreshold !== Number.POSITIVE_INFINITY
     this.plainGet = this.makeGet(undefined)
     this.fork = Runtime.runFork(runtime)
+    this.now = clockReader(clock)
   }
 
   /** Starts a fiber of the pool's own, with the context it was made in; nothing waits for it but the drain. */
@@ -245,9 +270,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     Effect.flatMap(Effect.exit(restore(f!(entry.value))), (exit) => Effect.zipRight(this.release(entry), exit))
 
   /** Epoch milliseconds, with the sub-millisecond part when the clock has one. */
-  private now(): number {
-    return Number(this.clock.unsafeCurrentTimeNanos()) / 1_000_000
-  }
+  private readonly now: () => number
 
   /**
    * Runs when the checkout effect runs (inside the mask), and continues with
@@ -619,7 +642,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       this.liveWaiters--
       this.metrics.waiters(this.liveWaiters)
       this.markCheckedOut(entry, waiter.startedAt, now)
-      Deferred.unsafeDone(waiter.deferred, Exit.succeed(entry))
+      Deferred.unsafeDone(waiter.deferred, entry.handedOff)
       return
     }
     entry.state = "idle"
@@ -898,20 +921,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     random: number
   ): void {
     const now = this.now()
-    const entry: Entry<A> = {
-      id,
-      value,
-      scope,
-      generation,
-      retireAt: startedAt + this.options.maxLifetime - random * this.options.lifetimeJitter,
-      state: "idle",
-      lastUsedAt: now,
-      checkedOutAt: now,
-      uses: 0,
-      invalidated: false,
-      leakWatch: undefined,
-      stopValidation: undefined
-    }
+    const retireAt = startedAt + this.options.maxLifetime - random * this.options.lifetimeJitter
+    const entry = new Entry(id, value, scope, generation, retireAt, now)
     this.entries.set(value, entry)
     // A timeout after this is about a busy pool, not about the last failed set-up.
     this.lastConnectError = undefined
