@@ -8,6 +8,7 @@
  * is the least any Effect pool's waiter can cost: lifeguard is also reported
  * against it.
  */
+import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type { Contender, EffectContender, PromiseContender, Result, Suite } from "./measure.js"
@@ -66,14 +67,19 @@ const interruptibleWaitFloor: EffectContender = {
           }
           const slot: FloorSlot = { resume: undefined, state: "waiting" }
           waiting.push(slot)
-          return Effect.matchCauseEffect(restore(Effect.async<void>(register(slot))), {
-            onFailure: (cause) => {
-              const served = slot.state === "served"
-              slot.state = "gone"
-              return served ? Effect.zipRight(release, Effect.failCause(cause)) : Effect.failCause(cause)
-            },
-            onSuccess: () => Effect.ensuring(restore(work), release)
-          })
+          // Assigned, not written in an object literal: there, tsx's esbuild (keepNames) would wrap each
+          // handler in a per-waiter naming call that lifeguard, measured as built, does not pay.
+          const handlers: {
+            onFailure: (cause: Cause.Cause<never>) => Effect.Effect<void>
+            onSuccess: () => Effect.Effect<void>
+          } = { onFailure: undefined!, onSuccess: undefined! }
+          handlers.onFailure = (cause) => {
+            const served = slot.state === "served"
+            slot.state = "gone"
+            return served ? Effect.zipRight(release, Effect.failCause(cause)) : Effect.failCause(cause)
+          }
+          handlers.onSuccess = () => Effect.ensuring(restore(work), release)
+          return Effect.matchCauseEffect(restore(Effect.async<void>(register(slot))), handlers)
         })
     })
 }
