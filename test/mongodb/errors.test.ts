@@ -20,6 +20,9 @@ describe("driver errors", () => {
     expect(classify(driverError("Error", { code: "EPIPE" }))).toMatchObject({ kind: "network", retryable: true })
     expect(classify(driverError("Error", { code: "ECONNRESET" }))).toMatchObject({ kind: "network", retryable: true })
     expect(classify(driverError("Error", { code: "ERR_INVALID_ARG_TYPE" }))).toMatchObject({ kind: "client", retryable: false })
+    // A client being restarted (the monitor watchdog): out of reach for now.
+    expect(classify(driverError("MongoTopologyClosedError"))).toMatchObject({ kind: "network", retryable: true })
+    expect(classify(driverError("MongoNotConnectedError"))).toMatchObject({ kind: "network", retryable: true })
   })
 
   it("a retryable label makes any error retryable; a plain server error keeps its code and is not", () => {

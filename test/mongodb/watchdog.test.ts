@@ -77,6 +77,19 @@ describe("the driver-monitor watchdog", () => {
       yield* Fiber.interrupt(fiber)
     }))
 
+  it.effect("a server dropped from the topology, or a closed topology, leaves no check behind", () =>
+    Effect.gen(function*() {
+      const { client, restarts, fiber } = yield* fakeDriver
+      // Streaming monitors always have a check outstanding; closing the server ends it without an outcome.
+      client.emit("serverHeartbeatStarted", { connectionId: "a:1", awaited: true })
+      client.emit("serverClosed", { address: "a:1" })
+      client.emit("serverHeartbeatStarted", { connectionId: "b:1", awaited: true })
+      client.emit("topologyClosed", {})
+      yield* TestClock.adjust("1 minute")
+      expect(restarts).toStrictEqual([])
+      yield* Fiber.interrupt(fiber)
+    }))
+
   it.effect("with connectTimeoutMS 0 it does not run at all", () =>
     Effect.gen(function*() {
       const done = yield* Effect.fork(watch({ stalledCheck: () => ({ address: "a:1", runningMs: 1e9 }), restarted: () => {} }, {

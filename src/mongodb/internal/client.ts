@@ -121,8 +121,19 @@ export const make = (
     })
     clear = (reason) => runInScope(pool.clear({ reason: reason ?? `the driver cleared its pool for ${servers}` }))
 
+    /**
+     * One `connect()`. Interrupted (the layer is closing), it stops waiting at once; the client is
+     * closed again once that connect settled, so no topology it opened outlives the layer.
+     */
+    const reconnect = Effect.async<void, unknown>((resume) => {
+      const connecting = client.connect()
+      connecting.then(() => resume(Effect.void), (error) => resume(Effect.fail(error)))
+      return Effect.sync(() => {
+        connecting.then(() => client.close(), () => client.close()).catch(() => {})
+      })
+    })
     // A wedged driver monitor never sees the server again (watchdog.ts): the client is closed and connected
-    // again. Each close and connect runs to its end, so the layer's own close never meets a half-open client.
+    // again, until a connect succeeds.
     const restartClient = (stalled: { readonly address: string; readonly runningMs: number; readonly bound: number }) =>
       Effect.gen(function*() {
         yield* Effect.logWarning(
@@ -131,13 +142,18 @@ export const make = (
         )
         yield* pool.clear({ reason: `the driver's monitor of ${stalled.address} stalled; the client was restarted` })
         yield* Effect.uninterruptible(Effect.promise(() => client.close().catch(() => {})))
-        yield* Effect.tryPromise(() => client.connect()).pipe(
-          Effect.uninterruptible,
+        yield* reconnect.pipe(
+          Effect.tapError((error) =>
+            Effect.logWarning("the restarted MongoClient could not connect; trying again").pipe(
+              Effect.annotateLogs("error", String(error))
+            )
+          ),
           Effect.retry(Schedule.spaced(Duration.millis(client.options.heartbeatFrequencyMS))),
           Effect.orDie
         )
       }).pipe(Effect.annotateLogs("pool", name))
-    yield* Effect.forkScoped(watch(monitor, client.options, restartClient))
+    // Interruptible even when the layer is built in an uninterruptible region: it runs until the layer closes.
+    yield* Effect.forkScoped(Effect.interruptible(watch(monitor, client.options, restartClient)))
 
     const get: Effect.Effect<Lease, PoolError | MongoUnavailableError, Scope.Scope> = Effect.flatMap(
       pool.get,

@@ -34,6 +34,8 @@ const socketCodes = new Set(["EPIPE", "ECONNRESET", "ECONNREFUSED", "ECONNABORTE
 
 const kindOf = (name: string, code: number | undefined, socketCode: unknown): FailureKind => {
   if (name === "MongoNetworkError" || name === "MongoNetworkTimeoutError") return "network"
+  // The client is between a close and a connect (the watchdog restarts it): the deployment is out of reach for now.
+  if (name === "MongoTopologyClosedError" || name === "MongoNotConnectedError") return "network"
   if (typeof socketCode === "string" && socketCodes.has(socketCode)) return "network"
   // A clear that interrupted in-use connections names its error PoolClearedOnNetworkError.
   if (name === "MongoPoolClearedError" || name === "PoolClearedOnNetworkError") return "poolCleared"

@@ -275,6 +275,13 @@ export class DriverMonitor {
     on("serverHeartbeatSucceeded", (e) => {
       this.checks.delete(e.connectionId)
     })
+    // A server dropped from the topology (or the whole topology closed) stops its monitor without an outcome.
+    on("serverClosed", (e) => {
+      this.checks.delete(e.address)
+    })
+    on("topologyClosed", () => {
+      this.checks.clear()
+    })
     on("serverHeartbeatFailed", (e) => {
       this.checks.delete(e.connectionId)
       this.lastError = e.failure

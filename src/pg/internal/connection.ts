@@ -133,21 +133,24 @@ const CANCEL_REQUEST_CODE = 80877102
  */
 const cancelRunning = (connection: PgConnection): Effect.Effect<void> =>
   Effect.suspend(() => {
-    let abandonRequest = () => {}
+    // Registered now, not when the wait below starts (a fiber hop later): the query may end in between.
+    let requestDone = false
+    let queryDone = false
+    let wake = () => {}
+    const finish = () => {
+      if (requestDone && queryDone) wake()
+    }
+    connection.onSettled = () => {
+      queryDone = true
+      finish()
+    }
+    const abandonRequest = sendCancelRequest(connection, () => {
+      requestDone = true
+      finish()
+    })
     const stopped = Effect.async<void>((resume) => {
-      let requestDone = false
-      let queryDone = false
-      const finish = () => {
-        if (requestDone && queryDone) resume(Effect.void)
-      }
-      connection.onSettled = () => {
-        queryDone = true
-        finish()
-      }
-      abandonRequest = sendCancelRequest(connection, () => {
-        requestDone = true
-        finish()
-      })
+      if (requestDone && queryDone) resume(Effect.void)
+      else wake = () => resume(Effect.void)
     })
     return orGiveUp(stopped, connection.owner.cancelTimeout, () => {
       abandonRequest()
