@@ -4,8 +4,7 @@
  * server's `address`) and update the same metrics (tagged `address`); its
  * SDAM events say whether any server is reachable, what the last error
  * was and how long each server's check has run; its command events become
- * spans. Everything the driver reports goes
- * through this file.
+ * spans. Everything the driver reports goes through this file.
  *
  * @internal
  */
