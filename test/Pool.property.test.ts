@@ -2,7 +2,7 @@
  * The pool's invariants under random schedules (issue 11, "Interruption at scale").
  *
  * Each schedule is random pool settings and up to 40 random steps: checkouts
- * (`get` and `use`, held for a while or until returned, or stuck), returns,
+ * (`get`, `use` and direct calls, held for a while or until returned, or stuck), returns,
  * interrupts at random instants (a random number of scheduler tasks into a
  * step, so also at the instant a connection is handed to a waiter), clock
  * moves that fire acquireTimeout, createTimeout and checkTimeout, invalidations,
@@ -68,6 +68,12 @@ const minimumPerPath = 20
 const requiredPaths = [
   "served.get",
   "served.use",
+  "served.direct",
+  "direct.startedByCaller",
+  "direct.startedAtHandOff",
+  "direct.dirtyOutcome",
+  "direct.cancelled",
+  "direct.cancelGaveUp",
   "interrupted.waiting",
   "interrupted.validating",
   "interrupted.holding",
@@ -131,7 +137,7 @@ const hold = fc.oneof(
 )
 
 const actionArbitrary = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ _tag: fc.constantFrom("Get" as const, "Use" as const), hold }) },
+  { weight: 6, arbitrary: fc.record({ _tag: fc.constantFrom("Get" as const, "Use" as const, "Direct" as const), hold }) },
   /** Several checkouts at one instant: waiters that validate, fail and queue again side by side. */
   { weight: 3, arbitrary: fc.record({ _tag: fc.constant("Burst" as const), count: fc.integer({ min: 2, max: 4 }), hold }) },
   { weight: 4, arbitrary: fc.record({ _tag: fc.constant("Return" as const), pick: fc.nat() }) },
@@ -191,6 +197,7 @@ const describeAction = (action: Action): string => {
   switch (action._tag) {
     case "Get":
     case "Use":
+    case "Direct":
       return `${action._tag.toLowerCase()}, hold ${action.hold === "forever" ? "until returned" : `${action.hold} ms`}`
     case "Burst":
       return `${action.count} gets at once, hold ${action.hold === "forever" ? "until returned" : `${action.hold} ms`}`
@@ -305,10 +312,11 @@ const runPlan = (plan: Plan): Model => {
     switch (action._tag) {
       case "Get":
       case "Use":
-        model.checkout(pool, action._tag === "Get" ? "get" : "use", action.hold)
+      case "Direct":
+        model.checkout(pool, action._tag === "Get" ? "get" : action._tag === "Use" ? "use" : "direct", action.hold)
         return
       case "Burst":
-        for (let i = 0; i < action.count; i++) model.checkout(pool, i % 2 === 0 ? "get" : "use", action.hold)
+        for (let i = 0; i < action.count; i++) model.checkout(pool, (["get", "use", "direct"] as const)[i % 3]!, action.hold)
         return
       case "Return": {
         const holder = pick(model.live().filter((checkout) => checkout.state === "holding"), action.pick)

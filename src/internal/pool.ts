@@ -80,7 +80,60 @@ class Entry<A> {
   }
 }
 
-type Waiter<A, E> = WaitQueue.Waiter<Entry<A>, PoolError | E>
+/**
+ * A parked checkout. It is completed with the connection, or, when the pool
+ * started a direct call for it at hand-off, with that call's run once it ended.
+ */
+type Waiter<A, E> = WaitQueue.Waiter<Entry<A> | DirectRun<A>, PoolError | E> & Omit<Checkout<A, unknown, unknown, unknown>, "then" | "use"> & {
+  /** A direct call its driver declined at hand-off goes on as `use`: `then` and `use` change to that. */
+  then: Then<A, unknown, unknown, unknown>
+  use: Use<A, unknown, unknown, unknown>
+  /** The direct call the pool started for it, from hand-off until its caller has the outcome. */
+  run: DirectRun<A> | undefined
+}
+
+/**
+ * Work that the pool starts on a connection itself, at the moment it hands
+ * one over: one call of a callback-style driver. The caller's fiber parks once
+ * for the checkout and the call together, and a connection whose call ended
+ * goes straight on to the next queued one from the driver's callback, with no
+ * fiber switch in between (the way `pg.Pool` serves its own queue).
+ *
+ * @internal
+ */
+export interface Direct<A, B, E2> {
+  /**
+   * Starts the call on `connection` and returns true, or returns false to have
+   * it run as `use` instead. `done` is called once, later (never from within
+   * `start`), with the outcome; `clean` says the connection can go back as it
+   * is, otherwise the outcome must make it fit first (it runs in the caller's
+   * fiber, uninterruptibly, before the connection goes back).
+   */
+  readonly start: (connection: A, done: (outcome: Effect.Effect<B, E2>, clean: boolean) => void) => boolean
+  /** The same call in the caller's fiber, as `pool.use` runs it: after a validation, or when `start` declines. */
+  readonly use: (connection: A) => Effect.Effect<B, E2>
+  /** Stops a started call whose caller was interrupted; ends once the connection is quiet (or given up). */
+  readonly cancel: (connection: A) => Effect.Effect<void>
+}
+
+/** A direct call from its start until its outcome is taken. */
+class DirectRun<A> {
+  /**
+   * running: the call is under way. returned: it ended and the connection is
+   * back. held: it ended and `outcome` returns the connection; whoever runs
+   * `outcome` first does, once.
+   */
+  state: "running" | "returned" | "held" = "running"
+  /** Set during `start`: a `done` called then waits for `start` to return. */
+  starting = true
+  outcome: Effect.Effect<unknown, unknown> = Effect.void
+  /** Told when the call ends: the waiter it was started for, or the parked fiber that started it. */
+  waiter: { readonly deferred: Deferred.Deferred<Entry<A> | DirectRun<A>, any> } | undefined = undefined
+  resume: ((outcome: Effect.Effect<unknown, unknown>) => void) | undefined = undefined
+  readonly ended: Exit.Exit<DirectRun<A>> = Exit.succeed(this)
+
+  constructor(readonly entry: Entry<A>, readonly direct: Direct<A, unknown, unknown>) {}
+}
 
 /** A connection just set up, before the pool registers it. */
 interface Made<A> {
@@ -269,6 +322,78 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private readonly thenUse: Then<A, unknown, unknown, unknown> = (entry, restore, f) =>
     Effect.flatMap(Effect.exit(restore(f!(entry.value))), (exit) => Effect.zipRight(this.release(entry), exit))
 
+  /** Checks out a connection for one direct call (see `Direct`); the fiber ways remain for what that cannot cover. */
+  dispatch<B, E2>(direct: Direct<A, B, E2>): Effect.Effect<B, PoolError | E | E2> {
+    const site = this.detectLeaks ? new Error() : undefined
+    return Effect.uninterruptibleMask((restore) =>
+      this.checkout(restore, site, this.thenDirect as unknown as Then<A, B, E2, never>, direct as unknown as Use<A, B, E2, never>)
+    )
+  }
+
+  /** A checkout that holds its connection in its own fiber: the direct call starts here, or runs as `use`. */
+  private readonly thenDirect: Then<A, unknown, unknown, unknown> = (entry, restore, use) => {
+    const direct = use as unknown as Direct<A, unknown, unknown>
+    const run = this.startDirect(entry, direct)
+    if (run === undefined) return this.thenUse(entry, restore, direct.use)
+    const ended = Effect.async<unknown, unknown>((resume) => {
+      if (run.state === "running") run.resume = resume
+      else resume(run.outcome)
+    })
+    return Effect.onInterrupt(restore(ended), () => this.stopDirect(run))
+  }
+
+  /** Whether a connection handed over outside any fiber can start a direct call: nothing needs the caller's fiber first. */
+  private startsDirectly(entry: Entry<A>, now: number): boolean {
+    return !this.detectLeaks && !this.needsValidation(entry, now)
+  }
+
+  private startDirect(entry: Entry<A>, direct: Direct<A, unknown, unknown>): DirectRun<A> | undefined {
+    const run = new DirectRun(entry, direct)
+    const started = direct.start(entry.value, (outcome, clean) => {
+      if (run.starting) queueMicrotask(() => this.endDirect(run, outcome, clean))
+      else this.endDirect(run, outcome, clean)
+    })
+    run.starting = false
+    return started ? run : undefined
+  }
+
+  /** A direct call ended: its connection goes back now (on to the next waiter), then its caller hears. */
+  private endDirect(run: DirectRun<A>, outcome: Effect.Effect<unknown, unknown>, clean: boolean): void {
+    if (run.state !== "running") return
+    if (clean && this.config.reset === undefined) {
+      run.state = "returned"
+      run.outcome = outcome
+      this.checkIn(run.entry, true)
+    } else {
+      run.state = "held"
+      run.outcome = Effect.uninterruptible(Effect.suspend(() => {
+        if (run.state !== "held") return Effect.void
+        run.state = "returned"
+        return Effect.ensuring(outcome, this.release(run.entry))
+      }))
+    }
+    if (run.waiter !== undefined) Deferred.unsafeDone(run.waiter.deferred, run.ended)
+    else if (run.resume !== undefined) run.resume(run.outcome)
+  }
+
+  /**
+   * The caller of a direct call was interrupted: the call is stopped, and the
+   * connection comes back before the caller goes on. A call that does not end
+   * when cancelled costs its connection, never a second user of it.
+   */
+  private stopDirect(run: DirectRun<A>): Effect.Effect<void> {
+    const settle = Effect.suspend(() => {
+      if (run.state === "held") return Effect.ignore(run.outcome)
+      if (run.state === "running") {
+        run.state = "returned"
+        run.entry.invalidated = true
+        this.checkIn(run.entry, false)
+      }
+      return Effect.void
+    })
+    return run.state === "running" ? Effect.zipRight(run.direct.cancel(run.entry.value), settle) : settle
+  }
+
   /** Epoch milliseconds, with the sub-millisecond part when the clock has one. */
   private readonly now: () => number
 
@@ -336,7 +461,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       return Effect.fail(error)
     }
     // The waiter carries its checkout, so the closures below capture the waiter alone.
-    const waiter: Waiter<A, E> & Checkout<A, X, Y, Z> = {
+    const waiter: Waiter<A, E> = {
       deferred: WaiterDeferred.make(),
       startedAt,
       seq: checkout.seq,
@@ -344,8 +469,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       served: undefined,
       restore: checkout.restore,
       site: checkout.site,
-      then: checkout.then,
-      use: checkout.use
+      then: checkout.then as Then<A, unknown, unknown, unknown>,
+      use: checkout.use as Use<A, unknown, unknown, unknown>,
+      run: undefined
     }
     if (again) this.waiters.insertInOrder(waiter)
     else this.waitQueue.unsafeOffer(waiter)
@@ -354,19 +480,23 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     this.metrics.waiters(this.liveWaiters)
     this.ensureCapacity()
     if (again || this.timerParked) this.kick("timer")
-    return Effect.matchCauseEffect(waiter.restore(WaiterDeferred.await_(waiter.deferred)), {
+    const waited = Effect.matchCauseEffect(waiter.restore(WaiterDeferred.await_(waiter.deferred)), {
       onFailure: (cause) => {
         this.abandon(waiter)
-        return Effect.zipRight(this.traceWait(waiter.startedAt, Exit.failCause(cause)), Effect.failCause(cause))
+        const failed = Effect.zipRight(this.traceWait(waiter.startedAt, Exit.failCause(cause)), Effect.failCause(cause))
+        // Interrupted during the call the pool started for it: stop the call and see the connection back first.
+        return waiter.run === undefined ? failed : Effect.zipRight(this.stopDirect(waiter.run), failed)
       },
-      onSuccess: (entry) => {
+      onSuccess: (served) => {
         waiter.served = undefined
-        const handOut = this.handOut(entry, waiter)
-        return entry.checkedOutAt - waiter.startedAt < this.options.traceWaitsOver
+        if (served instanceof DirectRun) return served.outcome
+        const handOut = this.handOut(served, waiter)
+        return served.checkedOutAt - waiter.startedAt < this.options.traceWaitsOver
           ? handOut
           : Effect.zipRight(this.traceWait(waiter.startedAt, Exit.void), handOut)
       }
     })
+    return waited as Effect.Effect<X, Y | PoolError | E, Z>
   }
 
   /**
@@ -409,7 +539,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         this.abandonedInQueue = 0
       }
     } else if (waiter.served !== undefined) {
-      const entry = waiter.served
+      // Only connections are left in `served`: a direct call's run is never there.
+      const entry = waiter.served as Entry<A>
       waiter.served = undefined
       this.putBack(entry)
     }
@@ -638,10 +769,22 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
         continue
       }
       waiter.settled = true
-      waiter.served = entry
       this.liveWaiters--
       this.metrics.waiters(this.liveWaiters)
       this.markCheckedOut(entry, waiter.startedAt, now)
+      // A wait long enough to trace goes the fiber way: its span belongs in the caller's fiber.
+      if (waiter.then === this.thenDirect && now - waiter.startedAt < this.options.traceWaitsOver && this.startsDirectly(entry, now)) {
+        const direct = waiter.use as unknown as Direct<A, unknown, unknown>
+        const run = this.startDirect(entry, direct)
+        if (run !== undefined) {
+          waiter.run = run
+          run.waiter = waiter
+          return
+        }
+        waiter.then = this.thenUse
+        waiter.use = direct.use
+      }
+      waiter.served = entry
       Deferred.unsafeDone(waiter.deferred, entry.handedOff)
       return
     }
@@ -1397,3 +1540,12 @@ const makePool = <A, E, R>(
 
 /** @internal */
 export const make: Make = makePool as Make
+
+/**
+ * Runs one direct call (see `Direct`) on a connection of `pool`, which must
+ * be one this module made.
+ *
+ * @internal
+ */
+export const dispatch = <A, E, B, E2>(pool: Pool<A, E>, direct: Direct<A, B, E2>): Effect.Effect<B, PoolError | E | E2> =>
+  (pool as PoolImpl<A, E, unknown>).dispatch(direct)

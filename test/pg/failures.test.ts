@@ -205,6 +205,30 @@ describe("cancellation", () => {
       }).pipe(Effect.provide(layer))
     }))
 
+  it.live("a queued statement starts from the previous one's callback, and is cancelled like any other when interrupted", () =>
+    Effect.gen(function*() {
+      const { layer, name } = withPool({ maxSize: 1 })
+      yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const pool = yield* PgPool.PgPool
+        const first = yield* Effect.fork(sql`SELECT pg_sleep(0.2)`)
+        yield* eventually(pool.stats, (stats) => stats.inUse === 1)
+        // Queued behind the first: the pool sends it when the first one's result comes in.
+        const queued = yield* Effect.fork(sql`SELECT pg_sleep(30)`)
+        yield* eventually(pool.stats, (stats) => stats.waiting === 1)
+        yield* Fiber.join(first)
+        const [busy] = yield* eventually(
+          backends(name),
+          (rows) => rows.some((row) => row.state === "active" && row.query.includes("pg_sleep(30)"))
+        )
+        const { ms } = yield* elapsed(Fiber.interrupt(queued))
+        expect(ms).toBeLessThan(3_000)
+        expect(yield* backends(name)).toMatchObject([{ pid: busy!.pid, state: "idle" }])
+        expect(yield* pool.stats).toMatchObject({ total: 1, idle: 1, inUse: 0, connectionsClosed: 0 })
+        expect(yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`).toStrictEqual([{ pid: busy!.pid }])
+      }).pipe(Effect.provide(layer))
+    }))
+
   it.live("interrupting a statement inside a transaction cancels it and rolls the transaction back", () =>
     Effect.gen(function*() {
       const { layer, name } = withPool({ maxSize: 1 })

@@ -9,6 +9,7 @@
 import { Cause, Data, Deferred, Effect, Exit, Fiber, FiberId, FiberRef, Option } from "effect"
 import type { Scope } from "effect"
 import type { Pool, PoolEvent } from "../../src/index.js"
+import { type Direct, dispatch } from "../../src/internal/pool.js"
 import type { VirtualWorld } from "./virtualClock.js"
 
 /** The invariants, by name: known open issues are listed by these names. */
@@ -99,12 +100,14 @@ export interface Connection {
   claim: Checkout | undefined
 }
 
+export type CheckoutKind = "get" | "use" | "direct"
+
 export type CheckoutState = "waiting" | "validating" | "validated" | "holding" | "returning" | "done"
 
-/** A `get` or `use` the test started. */
+/** A `get`, `use` or direct call (the pool's `dispatch`) the test started. */
 export interface Checkout {
   readonly seq: number
-  readonly kind: "get" | "use"
+  readonly kind: CheckoutKind
   readonly startedAt: number
   readonly release: Deferred.Deferred<void>
   fiber: Fiber.RuntimeFiber<unknown, unknown>
@@ -395,7 +398,7 @@ export class Model {
   /** Starts a checkout in a fiber of the world; it holds its connection for `hold` ms, or until released. */
   checkout(
     pool: Pool.Pool<Connection, SetUpError>,
-    kind: "get" | "use",
+    kind: CheckoutKind,
     hold: number | "forever"
   ): Checkout {
     const checkout: Checkout = {
@@ -438,7 +441,9 @@ export class Model {
         this.watchHandOver(checkout, scope)
         return Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(pool.get), (c) => restore(holdIt(c))))
       }))
-      : pool.use(holdIt)
+      : kind === "use"
+      ? pool.use(holdIt)
+      : dispatch(pool, this.directCall(checkout, hold, holdIt))
     const fiber = this.world.fork(
       Effect.suspend(() => {
         checkout.waitingSince = this.tick()
@@ -448,6 +453,50 @@ export class Model {
     checkout.fiber = fiber
     fiber.addObserver((exit) => this.ended(checkout, exit))
     return checkout
+  }
+
+  /**
+   * A direct call: the pool starts it on the connection it hands over, maybe
+   * outside the caller's fiber, and it runs in a fiber of the world (the
+   * driver) until `hold` or the release. It ends dirty on a broken
+   * connection. Cancelled, it stops, except one held until released: that one
+   * never ends, and the pool must give its connection up.
+   */
+  private directCall(
+    checkout: Checkout,
+    hold: number | "forever",
+    holdIt: (connection: Connection) => Effect.Effect<void>
+  ): Direct<Connection, void, never> {
+    let call: Fiber.RuntimeFiber<void> | undefined
+    return {
+      start: (connection, done) => {
+        this.cover(Option.isSome(Fiber.getCurrentFiber()) && this.actor() === checkout ? "direct.startedByCaller" : "direct.startedAtHandOff")
+        this.served(checkout, connection, "holding")
+        const released = Deferred.await(checkout.release)
+        call = this.world.fork(Effect.ensuring(
+          hold === "forever" ? released : Effect.raceFirst(Effect.sleep(hold), released),
+          Effect.sync(() => {
+            if (checkout.state === "done") return
+            if (connection.claim === checkout) connection.claim = undefined
+            checkout.state = "returning"
+            if (!connection.broken) return done(Effect.void, true)
+            done(Effect.sync(() => this.cover("direct.dirtyOutcome")), false)
+          })
+        ))
+        return true
+      },
+      use: holdIt,
+      cancel: (connection) =>
+        Effect.suspend(() => {
+          if (hold !== "forever") {
+            this.cover("direct.cancelled")
+            return Fiber.interrupt(call!)
+          }
+          this.cover("direct.cancelGaveUp")
+          connection.checkFailed = true
+          return Effect.void
+        })
+    }
   }
 
   /**

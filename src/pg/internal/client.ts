@@ -2,8 +2,8 @@
  * The lifeguard pool of `PgConnection`s and the @effect/sql `SqlClient` /
  * `PgClient` on top of it.
  *
- * A statement outside a transaction checks a connection out for itself with
- * `pool.use` (no Scope). `withTransaction`, `reserve` and streams pin one
+ * A statement outside a transaction checks a connection out for itself, as
+ * a direct call of the pool (no Scope, no fiber switch between statements). `withTransaction`, `reserve` and streams pin one
  * connection with `pool.get` for their whole life. Either way a connection goes
  * back only once it is clean: no query running, outside any transaction block,
  * still alive; otherwise it is rolled back or destroyed first.
@@ -28,7 +28,7 @@ import * as Stream from "effect/Stream"
 import pg from "pg"
 import Cursor from "pg-cursor"
 import type { Pool } from "../../Pool.js"
-import { make as makePool } from "../../internal/pool.js"
+import { type Direct, dispatch, make as makePool } from "../../internal/pool.js"
 import { type ConnectTimeoutError, PoolConfigError, type PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
 import { defaultName, resolve } from "./config.js"
@@ -202,6 +202,38 @@ export const make = (
     const checkoutRetries = pool.options.maxSize + 2
     const retryable = (error: PoolError | SqlError) => error === unfitAtCheckout || error._tag === "PoolClearedError"
 
+    /**
+     * One statement on a connection checked out for it alone. The pool sends
+     * it the moment it hands a connection over (see `Direct`), and the
+     * connection goes on to the next statement from pg's callback, as in
+     * `pg.Pool`; a connection that needs a check, or a settle, first goes the
+     * fiber way (`use`).
+     */
+    class PooledStatement<A> implements Direct<PgConnection, A, SqlError> {
+      constructor(
+        readonly sql: string,
+        readonly params: ReadonlyArray<unknown>,
+        readonly arrays: boolean,
+        readonly map: (result: any) => A
+      ) {}
+      start(connection: PgConnection, done: (outcome: Effect.Effect<A, SqlError>, clean: boolean) => void): boolean {
+        if (!connection.clean) return false
+        connection.send(this.sql, this.params, this.arrays, this.map, (result) => {
+          if (connection.clean) done(result, true)
+          else done(Effect.zipRight(settle(connection), result), false)
+        })
+        return true
+      }
+      use(connection: PgConnection): Effect.Effect<A, SqlError> {
+        return connection.clean
+          ? connection.run(this.sql, this.params, this.arrays, this.map, settleIfDirty, connection.cancelAndSettle)
+          : Effect.zipRight(settle(connection), Effect.fail(unfitAtCheckout))
+      }
+      cancel(connection: PgConnection): Effect.Effect<void> {
+        return connection.cancelQuery
+      }
+    }
+
     /** Runs one statement on a connection checked out for it alone. */
     const runPooled = <A>(
       sql: string,
@@ -212,11 +244,7 @@ export const make = (
     ): Effect.Effect<A, SqlError> =>
       // Hot path: the callbacks are inline and anonymous, so no per-call function naming (tsx keepNames).
       Effect.catchAll(
-        pool.use((connection) =>
-          connection.clean
-            ? connection.run(sql, params, arrays, map, settleIfDirty, connection.cancelAndSettle)
-            : Effect.zipRight(settle(connection), Effect.fail(unfitAtCheckout))
-        ),
+        dispatch(pool, new PooledStatement(sql, params, arrays, map)),
         (error) =>
           retries > 0 && retryable(error)
             ? runPooled(sql, params, arrays, map, retries - 1)

@@ -79,32 +79,37 @@ export class PgConnection extends pg.Client {
   ): Effect.Effect<A, SqlError> {
     // Hot path: the callbacks are inline and anonymous, so no per-call function naming (tsx keepNames).
     return Effect.async<A, SqlError>((resume) => {
-      this.running++
-      if (arrays) {
-        this.query(
-          { text: sql, values: params as Array<unknown>, rowMode: "array" },
-          (error: Error | null, result: any) => resume(this.outcome(error, result, map, onDone))
-        )
-      } else {
-        this.query(sql, params as Array<unknown>, (error: Error | null, result: any) =>
-          resume(this.outcome(error, result, map, onDone)))
-      }
+      this.send(sql, params, arrays, map, (result) => resume(onDone(this, result)))
       return canceler
     })
   }
 
-  private outcome<A>(
-    error: Error | null,
-    result: any,
+  /** Sends one statement and calls `done` with its outcome, from pg's callback: `run` without a fiber. */
+  send<A>(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    arrays: boolean,
     map: (result: any) => A,
-    onDone: (connection: PgConnection, result: Effect.Effect<A, SqlError>) => Effect.Effect<A, SqlError>
-  ): Effect.Effect<A, SqlError> {
+    done: (result: Effect.Effect<A, SqlError>) => void
+  ): void {
+    this.running++
+    if (arrays) {
+      this.query(
+        { text: sql, values: params as Array<unknown>, rowMode: "array" },
+        (error: Error | null, result: any) => done(this.outcome(error, result, map))
+      )
+    } else {
+      this.query(sql, params as Array<unknown>, (error: Error | null, result: any) => done(this.outcome(error, result, map)))
+    }
+  }
+
+  private outcome<A>(error: Error | null, result: any, map: (result: any) => A): Effect.Effect<A, SqlError> {
     this.finished()
     if (error) {
       if (isConnectionGone(error) || this.owner.unfit(error)) this.markGone(error)
-      return onDone(this, Effect.fail(queryFailed(this.owner.name, error)))
+      return Effect.fail(queryFailed(this.owner.name, error))
     }
-    return onDone(this, Effect.succeed(map(result)))
+    return Effect.succeed(map(result))
   }
 
   /** Marks the end of a statement or cursor. */

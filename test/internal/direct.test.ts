@@ -1,0 +1,213 @@
+/**
+ * Direct calls (`dispatch` in src/internal/pool.ts): the pool starts a
+ * driver's callback-style call on the connection it hands over, and a call's
+ * end passes its connection straight to the next queued call. The driver here
+ * is a fake whose calls end when the test says.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber } from "effect"
+import { type Direct, dispatch } from "../../src/internal/pool.js"
+import type { TestFactory } from "../../src/testing/index.js"
+import { makeTestPool, settle } from "../utils/pool.js"
+
+type Connection = TestFactory.TestConnection
+
+/** One call in flight on the fake driver. */
+interface Call {
+  readonly id: string
+  readonly connection: Connection
+  readonly end: (result?: string, clean?: boolean) => void
+}
+
+/** A fake callback driver: it records what happens, in order, and keeps each started call until `end`. */
+const makeDriver = () => {
+  const log: Array<string> = []
+  const running: Array<Call> = []
+  const call = (id: string, options: {
+    readonly decline?: boolean
+    readonly endInStart?: boolean
+    readonly endsWhenCancelled?: boolean
+  } = {}): Direct<Connection, string, never> => ({
+    start: (connection, done) => {
+      log.push(`start ${id}`)
+      if (options.decline === true) return false
+      const end = (result = id, clean = true) => {
+        log.push(`end ${id}`)
+        done(clean ? Effect.succeed(result) : Effect.as(Effect.sync(() => log.push(`settle ${id}`)), result), clean)
+      }
+      if (options.endInStart === true) end()
+      else running.push({ id, connection, end })
+      return true
+    },
+    use: () => Effect.sync(() => (log.push(`use ${id}`), id)),
+    cancel: () =>
+      Effect.sync(() => {
+        log.push(`cancel ${id}`)
+        const index = running.findIndex((c) => c.id === id)
+        const [cancelled] = running.splice(index, 1)
+        if (options.endsWhenCancelled !== false) cancelled!.end("cancelled")
+      })
+  })
+  const take = (id: string) => {
+    const index = running.findIndex((c) => c.id === id)
+    return running.splice(index, 1)[0]!
+  }
+  return { log, running, call, take }
+}
+
+describe("direct calls", () => {
+  it.scoped("a call's end starts the next queued call from the driver's callback, before any fiber runs", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool({ maxSize: 1 })
+      const driver = makeDriver()
+      const first = yield* Effect.fork(dispatch(pool, driver.call("a")))
+      yield* settle
+      const second = yield* Effect.fork(dispatch(pool, driver.call("b")))
+      yield* settle
+      expect(driver.log).toStrictEqual(["start a"])
+      driver.take("a").end()
+      // Synchronously: the connection went on to "b" inside "a"'s end.
+      expect(driver.log).toStrictEqual(["start a", "end a", "start b"])
+      expect(yield* Fiber.join(first)).toBe("a")
+      driver.take("b").end()
+      expect(yield* Fiber.join(second)).toBe("b")
+      expect(yield* pool.stats).toMatchObject({ total: 1, idle: 1, inUse: 0, waiting: 0, checkouts: 2 })
+    }))
+
+  it.scoped("an interrupted call is cancelled, and its caller goes on only once the connection is back", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool({ maxSize: 1 })
+      const driver = makeDriver()
+      const running = yield* Effect.fork(dispatch(pool, driver.call("a")))
+      const queued = yield* Effect.fork(dispatch(pool, driver.call("b")))
+      yield* settle
+      yield* Fiber.interrupt(running)
+      expect(driver.log).toStrictEqual(["start a", "cancel a", "end a", "start b"])
+      // Interrupted at the front of the queue: "b" never starts on the connection "c" gets.
+      const third = yield* Effect.fork(dispatch(pool, driver.call("c")))
+      yield* settle
+      yield* Fiber.interrupt(queued)
+      yield* settle
+      expect(driver.log.slice(4)).toStrictEqual(["cancel b", "end b", "start c"])
+      driver.take("c").end()
+      expect(yield* Fiber.join(third)).toBe("c")
+      expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0, waiting: 0 })
+    }))
+
+  it.scoped("an interrupted waiter's call never starts", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool({ maxSize: 1 })
+      const driver = makeDriver()
+      const first = yield* Effect.fork(dispatch(pool, driver.call("a")))
+      const waiting = yield* Effect.fork(dispatch(pool, driver.call("b")))
+      yield* settle
+      yield* Fiber.interrupt(waiting)
+      driver.take("a").end()
+      expect(yield* Fiber.join(first)).toBe("a")
+      expect(driver.log).toStrictEqual(["start a", "end a"])
+      expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0, waiting: 0 })
+    }))
+
+  it.scoped("a call that does not end when cancelled costs its connection, and its late end is ignored", () =>
+    Effect.gen(function*() {
+      const { factory, ofType, pool } = yield* makeTestPool({ maxSize: 1 })
+      const driver = makeDriver()
+      let stuck: Call | undefined
+      const call = driver.call("a", { endsWhenCancelled: false })
+      const running = yield* Effect.fork(dispatch(pool, {
+        ...call,
+        cancel: (connection) => Effect.zipRight(Effect.sync(() => (stuck = driver.running[0])), call.cancel(connection))
+      }))
+      yield* settle
+      yield* Fiber.interrupt(running)
+      expect(ofType("ConnectionClosed").map((e) => e.reason)).toStrictEqual(["error"])
+      expect(yield* pool.stats).toMatchObject({ total: 0, inUse: 0 })
+      stuck!.end()
+      yield* settle
+      expect(yield* pool.stats).toMatchObject({ total: 0, idle: 0, inUse: 0 })
+      const next = yield* Effect.fork(dispatch(pool, driver.call("b")))
+      yield* settle
+      driver.take("b").end()
+      expect(yield* Fiber.join(next)).toBe("b")
+      expect(factory.counters()).toMatchObject({ opened: 2, closed: 1 })
+    }))
+
+  it.scoped("a dirty end makes the connection fit in the caller's fiber before it goes back", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool({ maxSize: 1 })
+      const driver = makeDriver()
+      const first = yield* Effect.fork(dispatch(pool, driver.call("a")))
+      const second = yield* Effect.fork(dispatch(pool, driver.call("b")))
+      yield* settle
+      driver.take("a").end("a", false)
+      expect(driver.log).toStrictEqual(["start a", "end a"])
+      expect(yield* Fiber.join(first)).toBe("a")
+      yield* settle
+      expect(driver.log).toStrictEqual(["start a", "end a", "settle a", "start b"])
+      driver.take("b").end()
+      expect(yield* Fiber.join(second)).toBe("b")
+    }))
+
+  it.scoped("a connection that is due a validation is checked in the caller's fiber, and the call starts there", () =>
+    Effect.gen(function*() {
+      const validated: Array<number> = []
+      const { pool } = yield* makeTestPool({
+        maxSize: 1,
+        validate: (connection) => Effect.sync(() => (validated.push(connection.id), true)),
+        validateAfterIdle: 0
+      })
+      const driver = makeDriver()
+      const first = yield* Effect.fork(dispatch(pool, driver.call("a")))
+      const second = yield* Effect.fork(dispatch(pool, driver.call("b")))
+      yield* settle
+      driver.take("a").end()
+      // Not started inside "a"'s end: it needs a check first, which runs in its fiber.
+      expect(driver.log).toStrictEqual(["start a", "end a"])
+      yield* settle
+      expect(driver.log).toStrictEqual(["start a", "end a", "start b"])
+      expect(validated).toHaveLength(2)
+      driver.take("b").end()
+      expect(yield* Fiber.join(first)).toBe("a")
+      expect(yield* Fiber.join(second)).toBe("b")
+    }))
+
+  it.scoped("a call its driver declines runs as use, in the caller's fiber", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool({ maxSize: 1 })
+      const driver = makeDriver()
+      expect(yield* dispatch(pool, driver.call("a", { decline: true }))).toBe("a")
+      expect(driver.log).toStrictEqual(["start a", "use a"])
+      expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0 })
+    }))
+
+  it.scoped("a driver that ends a call from within start is heard once start has returned", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool({ maxSize: 1 })
+      const driver = makeDriver()
+      const [a, b] = yield* Effect.all([
+        dispatch(pool, driver.call("a", { endInStart: true })),
+        dispatch(pool, driver.call("b", { endInStart: true }))
+      ], { concurrency: "unbounded" })
+      expect([a, b]).toStrictEqual(["a", "b"])
+      expect(driver.log).toStrictEqual(["start a", "end a", "start b", "end b"])
+      expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0, checkouts: 2 })
+    }))
+
+  it.scoped("a pool that closes waits for a running call, and fails the queued ones", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* makeTestPool({ maxSize: 1 })
+      const driver = makeDriver()
+      const running = yield* Effect.fork(dispatch(pool, driver.call("a")))
+      const queued = yield* Effect.fork(dispatch(pool, driver.call("b")))
+      yield* settle
+      const draining = yield* Effect.fork(pool.drain)
+      yield* settle
+      const exit = yield* Fiber.await(queued)
+      expect(Exit.isFailure(exit) && exit.cause.toString()).toContain("PoolClosedError")
+      expect(draining.unsafePoll()).toBeNull()
+      driver.take("a").end()
+      expect(yield* Fiber.join(running)).toBe("a")
+      yield* Fiber.join(draining)
+      expect(yield* pool.stats).toMatchObject({ total: 0, inUse: 0 })
+    }))
+})
