@@ -8,10 +8,7 @@
  * timed. tarn and generic-pool run in plain async loops over their promise
  * APIs, their native habitat and their best case.
  */
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as EffectPool from "effect/Pool"
 import type * as Scope from "effect/Scope"
 import genericPool from "generic-pool"
@@ -99,34 +96,46 @@ export const useCeiling: EffectContender = {
 }
 
 /**
- * The least a fair pool can do in Effect: a FIFO queue of `Deferred`s and a
- * hand-off on return, with no deadlines, no events and no care for callers
- * interrupted while waiting. What a checkout that waits costs at least.
+ * The least a fair hand-off can cost in Effect: idle objects in an array,
+ * parked fibers' resume callbacks in a FIFO array, the returning fiber handing
+ * its object straight to the oldest. No deadlines, no events, no metrics, and
+ * no care for a caller interrupted while it waits: a floor, not a pool.
  */
 export const handoffCeiling: EffectContender = {
   kind: "effect",
   name: "handoff-ceiling",
   setup: (maxSize) =>
     Effect.sync(() => {
-      const idle = range(maxSize).map(makeItem)
-      const waiting: Array<Deferred.Deferred<Item> | undefined> = []
-      let head = 0
-      const take = Effect.suspend(() => {
-        if (head === waiting.length && idle.length > 0) return Effect.succeed(idle.pop()!)
-        const waiter = Deferred.unsafeMake<Item>(FiberId.none)
-        waiting.push(waiter)
-        return Deferred.await(waiter)
-      })
-      const put = (item: Item) =>
-        Effect.sync(() => {
-          if (head === waiting.length) return void idle.push(item)
-          const waiter = waiting[head]!
-          waiting[head++] = undefined
-          Deferred.unsafeDone(waiter, Exit.succeed(item))
-        })
+      const handOff = makeHandOff(range(maxSize).map(makeItem))
       return (work) =>
-        Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(take), (item) => Effect.ensuring(restore(work), put(item))))
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(restore(handOff.take), (item) => Effect.ensuring(restore(work), Effect.sync(() => handOff.give(item))))
+        )
     })
+}
+
+/** The hand-off of {@link handoffCeiling}, for any kind of object. */
+export const makeHandOff = <A>(idle: Array<A>) => {
+  const parked: Array<((effect: Effect.Effect<A>) => void) | undefined> = []
+  let head = 0
+  const take = Effect.async<A>((resume) => {
+    if (head === parked.length && idle.length > 0) resume(Effect.succeed(idle.pop()!))
+    else parked.push(resume)
+  })
+  const give = (item: A) => {
+    if (head === parked.length) {
+      idle.push(item)
+      return
+    }
+    const resume = parked[head]!
+    parked[head++] = undefined
+    if (head === parked.length) {
+      parked.length = 0
+      head = 0
+    }
+    resume(Effect.succeed(item))
+  }
+  return { take, give }
 }
 
 export const tarn: PromiseContender = {

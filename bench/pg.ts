@@ -1,10 +1,11 @@
 /**
- * Suite `pg`: `SELECT 1` through four pools of 10 connections to the same
- * PostgreSQL server, with 1,000, 100 and 10 concurrent workers: raw `pg.Pool`,
- * @effect/sql-pg's `PgClient`, lifeguard's `SqlClient` from `lifeguard/pg`,
- * and lifeguard's core `Pool` over `pg.Client` with a plain `client.query`
- * (`lifeguard-pool`: what the pool itself costs in front of a real driver,
- * without @effect/sql's per-statement work).
+ * Suite `pg`: `SELECT 1` over 10 connections to the same PostgreSQL server,
+ * with 1,000, 100 and 10 concurrent workers: raw `pg.Pool`, @effect/sql-pg's
+ * `PgClient`, lifeguard's `SqlClient` from `lifeguard/pg`, and lifeguard's
+ * core `Pool` over `pg.Client` with a plain `client.query` (`lifeguard-pool`:
+ * what the pool itself costs in front of a real driver, without @effect/sql's
+ * per-statement work). Two floors read it: `pg-pool-fibers` (the same fibers
+ * over `pg.Pool`) and `handoff-ceiling` (the least a fair fiber hand-off costs).
  *
  * The server is `DATABASE_URL`, else the one the tests use (`sharedServer()`).
  */
@@ -18,13 +19,15 @@ import pgLib from "pg"
 import { sharedServer } from "../test/utils/postgres.js"
 import { Pool } from "lifeguard"
 import type { Contender, EffectContender, PromiseContender, Result, Suite } from "./measure.js"
+import { makeHandOff } from "./contenders.js"
 import { interleaved, median, range, runWindow, withRatios } from "./measure.js"
 
 const connections = 10
+// A statement gives up the thread by itself: no extra yield per cycle (hold "none").
 const configs = [
-  { workers: 1000, maxSize: connections },
-  { workers: 100, maxSize: connections },
-  { workers: 10, maxSize: connections }
+  { workers: 1000, maxSize: connections, hold: "none" as const },
+  { workers: 100, maxSize: connections, hold: "none" as const },
+  { workers: 10, maxSize: connections, hold: "none" as const }
 ]
 
 /**
@@ -66,22 +69,77 @@ const pgPool = (url: string): PromiseContender => ({
   }
 })
 
-/** The core pool of `pg.Client`s, each statement a plain `client.query` inside `pool.use`. */
+/** One statement on a client, through pg's callback API. */
+const send = (client: pgLib.Client | pgLib.Pool, text: string) =>
+  Effect.async<pgLib.QueryResult, Error>((resume) => {
+    client.query(text, (error: Error | undefined, result: pgLib.QueryResult) =>
+      resume(error ? Effect.fail(error) : Effect.succeed(result)))
+  })
+
+const connectClients = (url: string, n: number) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      Promise.all(range(n).map(async () => {
+        const client = new pgLib.Client({ connectionString: url })
+        await client.connect()
+        return client
+      }))
+    ),
+    (clients) => Effect.promise(() => Promise.all(clients.map((client) => client.end())))
+  )
+
+/**
+ * Effect fibers over `pg.Pool`'s callback API, no Effect pool in between: what
+ * running the workers as fibers costs by itself, with `pg.Pool`'s own queue
+ * handing connections on inside its callbacks.
+ */
+const pgPoolFibers = (url: string): EffectContender => ({
+  kind: "effect",
+  name: "pg-pool-fibers",
+  setup: (max) =>
+    Effect.gen(function*() {
+      const pool = new pgLib.Pool({ connectionString: url, max })
+      yield* Effect.addFinalizer(() => Effect.promise(() => pool.end()))
+      const select = send(pool, "SELECT 1")
+      yield* warm(send(pool, "SELECT pg_sleep(0.2)"), max)
+      return (work) => Effect.zipRight(select, work)
+    })
+})
+
+/**
+ * The least a fair hand-off between fibers costs in front of `pg.Client`s
+ * (`makeHandOff`: arrays and resume callbacks, no deadlines, no events, no
+ * interruption safety), shaped like `pool.use`: the fiber that ran the
+ * statement gives the client on. The floor under `lifeguard-pool`.
+ */
+const handoffCeiling = (url: string): EffectContender => ({
+  kind: "effect",
+  name: "handoff-ceiling",
+  setup: (max) =>
+    Effect.gen(function*() {
+      // A copy: the hand-off takes clients out of its array, and every client must be closed at the end.
+      const clients = yield* connectClients(url, max)
+      const handOff = makeHandOff([...clients])
+      const query = (text: string) =>
+        Effect.flatMap(handOff.take, (client) => Effect.ensuring(send(client, text), Effect.sync(() => handOff.give(client))))
+      return (work) => Effect.zipRight(query("SELECT 1"), work)
+    })
+})
+
+/**
+ * The core pool of `pg.Client`s, each statement a plain `client.query` inside
+ * `pool.use`, in its callback form: the promise form adds a promise and a
+ * microtask hop per query, whichever pool is in front of it (see
+ * docs/benchmarks.md).
+ */
 const lifeguardPool = (url: string): EffectContender => ({
   kind: "effect",
   name: "lifeguard-pool",
   setup: (maxSize) =>
     Effect.gen(function*() {
-      const connect = Effect.promise(async () => {
-        const client = new pgLib.Client({ connectionString: url })
-        await client.connect()
-        return client
-      })
-      const pool = yield* Pool.make({
-        acquire: Effect.acquireRelease(connect, (client) => Effect.promise(() => client.end())),
-        maxSize
-      })
-      const query = (text: string) => pool.use((client) => Effect.promise(() => client.query(text)))
+      const connect = Effect.map(connectClients(url, 1), ([client]) => client!)
+      const pool = yield* Pool.make({ acquire: connect, maxSize })
+      const query = (text: string) => pool.use((client) => send(client, text))
       const select = query("SELECT 1")
       yield* warm(query("SELECT pg_sleep(0.2)"), maxSize)
       return (work) => Effect.zipRight(select, work)
@@ -112,11 +170,19 @@ export const pg: Suite = {
   run: async ({ quick, reps, log }) => {
     const url = process.env.DATABASE_URL || (await sharedServer()).url
     log(`pg: server ${url.replace(/:[^:@/]*@/, ":***@")}`)
-    const contenders: ReadonlyArray<Contender> = [await lifeguardPg(url), lifeguardPool(url), pgPool(url), effectSqlPg(url)]
+    const contenders: ReadonlyArray<Contender> = [
+      await lifeguardPg(url),
+      lifeguardPool(url),
+      pgPool(url),
+      effectSqlPg(url),
+      pgPoolFibers(url),
+      handoffCeiling(url)
+    ]
     const windowMs = quick ? 300 : 1500
     const warmUpMs = quick ? 300 : 1000
     const items = configs.flatMap((config) => contenders.map((contender) => ({ config, contender })))
-    const samples = await interleaved(reps, items, async ({ config, contender }, warmUp) => {
+    // The server shares the two cores with the bench: more repetitions than the other suites, for a steadier median.
+    const samples = await interleaved(quick ? reps : Math.max(reps, 7), items, async ({ config, contender }, warmUp) => {
       const t = await runWindow(contender, { ...config, windowMs: warmUp ? warmUpMs : windowMs })
       const qps = t.cycles / (t.elapsedMs / 1000)
       if (!warmUp) log(`pg workers${config.workers}-conns${config.maxSize} ${contender.name}: ${Math.round(qps)} q/s`)

@@ -82,9 +82,10 @@ class Entry<A> {
 
 /**
  * A parked checkout. It is completed with the connection, or, when the pool
- * started a direct call for it at hand-off, with that call's run once it ended.
+ * started a direct call for it at hand-off, with `callEnded` once that call
+ * ended (its `run` has the outcome).
  */
-type Waiter<A, E> = WaitQueue.Waiter<Entry<A> | DirectRun<A>, PoolError | E> & Omit<Checkout<A, unknown, unknown, unknown>, "then" | "use"> & {
+type Waiter<A, E> = WaitQueue.Waiter<Entry<A> | "callEnded", PoolError | E> & Omit<Checkout<A, unknown, unknown, unknown>, "then" | "use"> & {
   /** A direct call its driver declined at hand-off goes on as `use`: `then` and `use` change to that. */
   then: Then<A, unknown, unknown, unknown>
   use: Use<A, unknown, unknown, unknown>
@@ -106,15 +107,19 @@ export interface Direct<A, B, E2> {
    * Starts the call on `connection` and returns true, or returns false to have
    * it run as `use` instead. `done` is called once, later (never from within
    * `start`), with the outcome; `clean` says the connection can go back as it
-   * is, otherwise the outcome must make it fit first (it runs in the caller's
-   * fiber, uninterruptibly, before the connection goes back).
+   * is, otherwise `settle` makes it fit first.
    */
   readonly start: (connection: A, done: (outcome: Effect.Effect<B, E2>, clean: boolean) => void) => boolean
+  /** Makes a connection whose call ended dirty fit to go back; runs in the caller's fiber, uninterruptibly. */
+  readonly settle: (connection: A) => Effect.Effect<void>
   /** The same call in the caller's fiber, as `pool.use` runs it: after a validation, or when `start` declines. */
   readonly use: (connection: A) => Effect.Effect<B, E2>
   /** Stops a started call whose caller was interrupted; ends once the connection is quiet (or given up). */
   readonly cancel: (connection: A) => Effect.Effect<void>
 }
+
+/** What a waiter whose direct call ended is completed with. */
+const callEnded = Exit.succeed("callEnded" as const)
 
 /** A direct call from its start until its outcome is taken. */
 class DirectRun<A> {
@@ -127,12 +132,15 @@ class DirectRun<A> {
   /** Set during `start`: a `done` called then waits for `start` to return. */
   starting = true
   outcome: Effect.Effect<unknown, unknown> = Effect.void
+  /** When the pool handed the connection over and started the call. */
+  readonly handedAt: number
   /** Told when the call ends: the waiter it was started for, or the parked fiber that started it. */
-  waiter: { readonly deferred: Deferred.Deferred<Entry<A> | DirectRun<A>, any> } | undefined = undefined
+  waiter: { readonly deferred: Deferred.Deferred<Entry<A> | "callEnded", any> } | undefined = undefined
   resume: ((outcome: Effect.Effect<unknown, unknown>) => void) | undefined = undefined
-  readonly ended: Exit.Exit<DirectRun<A>> = Exit.succeed(this)
 
-  constructor(readonly entry: Entry<A>, readonly direct: Direct<A, unknown, unknown>) {}
+  constructor(readonly entry: Entry<A>, readonly direct: Direct<A, unknown, unknown>) {
+    this.handedAt = entry.checkedOutAt
+  }
 }
 
 /** A connection just set up, before the pool registers it. */
@@ -369,10 +377,10 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       run.outcome = Effect.uninterruptible(Effect.suspend(() => {
         if (run.state !== "held") return Effect.void
         run.state = "returned"
-        return Effect.ensuring(outcome, this.release(run.entry))
+        return Effect.ensuring(Effect.zipRight(run.direct.settle(run.entry.value), outcome), this.release(run.entry))
       }))
     }
-    if (run.waiter !== undefined) Deferred.unsafeDone(run.waiter.deferred, run.ended)
+    if (run.waiter !== undefined) Deferred.unsafeDone(run.waiter.deferred, callEnded)
     else if (run.resume !== undefined) run.resume(run.outcome)
   }
 
@@ -421,7 +429,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
           : this.deliver(entry, site, restore, then, use)
       }
     }
-    return this.wait({ startedAt, seq: this.nextSeq++, restore, site, then, use }, false)
+    return this.wait(startedAt, this.nextSeq++, restore, site, then, use, false)
   }
 
   private handOut<X, Y, Z>(entry: Entry<A>, checkout: Checkout<A, X, Y, Z>): Effect.Effect<X, Y | PoolError | E, Z> {
@@ -453,8 +461,15 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   }
 
   /** Parks the checkout; `again` after a failed validation: it was admitted already and goes back to its place. */
-  private wait<X, Y, Z>(checkout: Checkout<A, X, Y, Z>, again: boolean): Effect.Effect<X, Y | PoolError | E, Z> {
-    const { startedAt } = checkout
+  private wait<X, Y, Z>(
+    startedAt: number,
+    seq: number,
+    restore: Restore,
+    site: Error | undefined,
+    then: Then<A, X, Y, Z>,
+    use: Use<A, X, Y, Z>,
+    again: boolean
+  ): Effect.Effect<X, Y | PoolError | E, Z> {
     if (!again && this.liveWaiters >= this.options.maxWaiters) {
       const error = new PoolWaitQueueFullError({ pool: this.name, maxWaiters: this.options.maxWaiters })
       this.checkoutFailed(startedAt, "waitQueueFull", error)
@@ -464,13 +479,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const waiter: Waiter<A, E> = {
       deferred: WaiterDeferred.make(),
       startedAt,
-      seq: checkout.seq,
+      seq,
       settled: false,
       served: undefined,
-      restore: checkout.restore,
-      site: checkout.site,
-      then: checkout.then as Then<A, unknown, unknown, unknown>,
-      use: checkout.use as Use<A, unknown, unknown, unknown>,
+      restore,
+      site,
+      then: then as Then<A, unknown, unknown, unknown>,
+      use: use as Use<A, unknown, unknown, unknown>,
       run: undefined
     }
     if (again) this.waiters.insertInOrder(waiter)
@@ -489,7 +504,13 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       },
       onSuccess: (served) => {
         waiter.served = undefined
-        if (served instanceof DirectRun) return served.outcome
+        if (served === "callEnded") {
+          const run = waiter.run!
+          // A wait long enough to trace is recorded now, in the caller's fiber, ending at its hand-off.
+          return run.handedAt - waiter.startedAt < this.options.traceWaitsOver
+            ? run.outcome
+            : Effect.zipRight(this.traceWait(waiter.startedAt, Exit.void, run.handedAt), run.outcome)
+        }
         const handOut = this.handOut(served, waiter)
         return served.checkedOutAt - waiter.startedAt < this.options.traceWaitsOver
           ? handOut
@@ -504,8 +525,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
    * fact and with its true start: a span per hand-off would cost more than the
    * hand-off itself.
    */
-  private traceWait(startedAt: number, outcome: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    const now = this.now()
+  private traceWait(startedAt: number, outcome: Exit.Exit<unknown, unknown>, now = this.now()): Effect.Effect<void> {
     if (now - startedAt < this.options.traceWaitsOver) return Effect.void
     return Effect.withFiberRuntime((fiber) => {
       const tracer = fiber.currentTracer
@@ -598,7 +618,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     const now = this.now()
     const head = this.liveHead()
     const entry = head === undefined || head.seq > checkout.seq ? this.takeIdle(now) : undefined
-    if (entry === undefined) return this.wait(checkout, true)
+    if (entry === undefined) {
+      return this.wait(checkout.startedAt, checkout.seq, checkout.restore, checkout.site, checkout.then, checkout.use, true)
+    }
     this.markCheckedOut(entry, checkout.startedAt, now)
     return this.handOut(entry, checkout)
   }
@@ -772,8 +794,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       this.liveWaiters--
       this.metrics.waiters(this.liveWaiters)
       this.markCheckedOut(entry, waiter.startedAt, now)
-      // A wait long enough to trace goes the fiber way: its span belongs in the caller's fiber.
-      if (waiter.then === this.thenDirect && now - waiter.startedAt < this.options.traceWaitsOver && this.startsDirectly(entry, now)) {
+      if (waiter.then === this.thenDirect && this.startsDirectly(entry, now)) {
         const direct = waiter.use as unknown as Direct<A, unknown, unknown>
         const run = this.startDirect(entry, direct)
         if (run !== undefined) {

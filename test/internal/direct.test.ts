@@ -5,7 +5,7 @@
  * is a fake whose calls end when the test says.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber } from "effect"
+import { Effect, Exit, Fiber, Option, TestClock, Tracer } from "effect"
 import { type Direct, dispatch } from "../../src/internal/pool.js"
 import type { TestFactory } from "../../src/testing/index.js"
 import { makeTestPool, settle } from "../utils/pool.js"
@@ -33,12 +33,13 @@ const makeDriver = () => {
       if (options.decline === true) return false
       const end = (result = id, clean = true) => {
         log.push(`end ${id}`)
-        done(clean ? Effect.succeed(result) : Effect.as(Effect.sync(() => log.push(`settle ${id}`)), result), clean)
+        done(Effect.succeed(result), clean)
       }
       if (options.endInStart === true) end()
       else running.push({ id, connection, end })
       return true
     },
+    settle: () => Effect.sync(() => void log.push(`settle ${id}`)),
     use: () => Effect.sync(() => (log.push(`use ${id}`), id)),
     cancel: () =>
       Effect.sync(() => {
@@ -169,6 +170,57 @@ describe("direct calls", () => {
       driver.take("b").end()
       expect(yield* Fiber.join(first)).toBe("a")
       expect(yield* Fiber.join(second)).toBe("b")
+    }))
+
+  it.scoped("a long wait is traced in the caller's fiber, from its start to the hand-off", () =>
+    Effect.gen(function*() {
+      const spans: Array<{ readonly name: string; readonly parent: string | undefined; readonly ms: number }> = []
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          const span: Tracer.Span = {
+            _tag: "Span",
+            name,
+            spanId: name,
+            traceId: "trace",
+            parent,
+            context,
+            links,
+            sampled: true,
+            kind,
+            status: { _tag: "Started", startTime },
+            attributes: new Map(),
+            attribute: () => {},
+            event: () => {},
+            addLinks: () => {},
+            end: (endTime) =>
+              void spans.push({
+                name,
+                parent: Option.getOrUndefined(Option.map(parent, (p) => p.spanId)),
+                ms: Number(endTime - startTime) / 1e6
+              })
+          }
+          return span
+        },
+        context: (f) => f()
+      })
+      const { pool } = yield* makeTestPool({ maxSize: 1, traceWaitsOver: "10 millis" })
+      const driver = makeDriver()
+      const first = yield* Effect.fork(dispatch(pool, driver.call("a")))
+      yield* settle
+      const waiting = yield* Effect.fork(
+        dispatch(pool, driver.call("b")).pipe(Effect.withSpan("caller"), Effect.withTracer(tracer))
+      )
+      yield* settle
+      yield* TestClock.adjust("25 millis")
+      driver.take("a").end()
+      yield* TestClock.adjust("5 millis")
+      driver.take("b").end()
+      yield* Fiber.join(first)
+      yield* Fiber.join(waiting)
+      expect(spans).toStrictEqual([
+        { name: "lifeguard.pool.checkout", parent: "caller", ms: 25 },
+        { name: "caller", parent: undefined, ms: 30 }
+      ])
     }))
 
   it.scoped("a call its driver declines runs as use, in the caller's fiber", () =>

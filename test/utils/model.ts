@@ -479,12 +479,12 @@ export class Model {
             if (checkout.state === "done") return
             if (connection.claim === checkout) connection.claim = undefined
             checkout.state = "returning"
-            if (!connection.broken) return done(Effect.void, true)
-            done(Effect.sync(() => this.cover("direct.dirtyOutcome")), false)
+            done(Effect.void, !connection.broken)
           })
         ))
         return true
       },
+      settle: () => Effect.sync(() => this.cover("direct.dirtyOutcome")),
       use: holdIt,
       cancel: (connection) =>
         Effect.suspend(() => {

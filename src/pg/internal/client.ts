@@ -218,11 +218,11 @@ export const make = (
       ) {}
       start(connection: PgConnection, done: (outcome: Effect.Effect<A, SqlError>, clean: boolean) => void): boolean {
         if (!connection.clean) return false
-        connection.send(this.sql, this.params, this.arrays, this.map, (result) => {
-          if (connection.clean) done(result, true)
-          else done(Effect.zipRight(settle(connection), result), false)
-        })
+        connection.send(this.sql, this.params, this.arrays, this.map, done)
         return true
+      }
+      settle(connection: PgConnection): Effect.Effect<void> {
+        return settle(connection)
       }
       use(connection: PgConnection): Effect.Effect<A, SqlError> {
         return connection.clean

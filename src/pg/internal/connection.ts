@@ -84,22 +84,26 @@ export class PgConnection extends pg.Client {
     })
   }
 
-  /** Sends one statement and calls `done` with its outcome, from pg's callback: `run` without a fiber. */
+  /**
+   * Sends one statement and calls `done` from pg's callback with its outcome
+   * and whether the connection is clean after it: `run` without a fiber.
+   */
   send<A>(
     sql: string,
     params: ReadonlyArray<unknown>,
     arrays: boolean,
     map: (result: any) => A,
-    done: (result: Effect.Effect<A, SqlError>) => void
+    done: (result: Effect.Effect<A, SqlError>, clean: boolean) => void
   ): void {
     this.running++
     if (arrays) {
       this.query(
         { text: sql, values: params as Array<unknown>, rowMode: "array" },
-        (error: Error | null, result: any) => done(this.outcome(error, result, map))
+        (error: Error | null, result: any) => done(this.outcome(error, result, map), this.clean)
       )
     } else {
-      this.query(sql, params as Array<unknown>, (error: Error | null, result: any) => done(this.outcome(error, result, map)))
+      this.query(sql, params as Array<unknown>, (error: Error | null, result: any) =>
+        done(this.outcome(error, result, map), this.clean))
     }
   }
 
