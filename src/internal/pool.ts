@@ -192,6 +192,9 @@ interface SetUpRun {
 /** Effect's default Clock, to recognise it. */
 const defaultClock = Effect.runSync(Effect.clock)
 
+/** Effect's default tracer, whose spans go nowhere. */
+const defaultTracer = Effect.runSync(Effect.tracer)
+
 /**
  * Reads a Clock in epoch milliseconds. Effect's default Clock is read from
  * its own monotonic source, performance.now(), without the BigInt its
@@ -523,12 +526,14 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   /**
    * Records a span for a checkout that waited long enough to matter, after the
    * fact and with its true start: a span per hand-off would cost more than the
-   * hand-off itself.
+   * hand-off itself. Effect's own tracer keeps no spans, and this one is never
+   * a parent: without a tracer of the user's, none is made.
    */
   private traceWait(startedAt: number, outcome: Exit.Exit<unknown, unknown>, now = this.now()): Effect.Effect<void> {
     if (now - startedAt < this.options.traceWaitsOver) return Effect.void
     return Effect.withFiberRuntime((fiber) => {
       const tracer = fiber.currentTracer
+      if (tracer === defaultTracer) return Effect.void
       const span = tracer.span(
         "lifeguard.pool.checkout",
         Option.fromNullable(fiber.currentSpan),
