@@ -1,8 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Fiber, Layer, Metric, Schedule, Scope, Stream, TestClock, Tracer } from "effect"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, Metric, Schedule, Scope, Stream, TestClock } from "effect"
 import { Pool, PoolConfig, type PoolError, PoolMetrics } from "../src/index.js"
 import { TestFactory } from "../src/testing/index.js"
 import { holdConnection, makeTestPool, settle } from "./utils/pool.js"
+import { recordingTracer } from "./utils/tracer.js"
 
 describe("checkout and return", () => {
   it.scoped("closing the checkout's scope returns the connection for reuse", () =>
@@ -564,31 +565,7 @@ describe("observability", () => {
 
   it.scoped("a checkout that waited at least traceWaitsOver records a span over the wait", () =>
     Effect.gen(function*() {
-      const spans: Array<{ name: string; start: bigint; end: bigint; attributes: Map<string, unknown> }> = []
-      const tracer = Tracer.make({
-        span: (name, parent, context, links, startTime, kind) => {
-          const attributes = new Map<string, unknown>()
-          const span: Tracer.Span = {
-            _tag: "Span",
-            name,
-            spanId: `span-${spans.length}`,
-            traceId: "trace",
-            parent,
-            context,
-            links,
-            sampled: true,
-            kind,
-            status: { _tag: "Started", startTime },
-            attributes,
-            attribute: (key, value) => void attributes.set(key, value),
-            event: () => {},
-            addLinks: () => {},
-            end: (endTime) => void spans.push({ name, start: startTime, end: endTime, attributes })
-          }
-          return span
-        },
-        context: (f) => f()
-      })
+      const { spans, tracer } = recordingTracer()
       const { pool } = yield* makeTestPool({ maxSize: 1, traceWaitsOver: "10 millis" })
       const holder = yield* holdConnection(pool)
       yield* holder.connection

@@ -124,11 +124,12 @@ const callEnded = Exit.succeed("callEnded" as const)
 /** A direct call from its start until its outcome is taken. */
 class DirectRun<A> {
   /**
-   * running: the call is under way. returned: it ended and the connection is
-   * back. held: it ended and `outcome` returns the connection; whoever runs
-   * `outcome` first does, once.
+   * running: the call is under way. stopping: its caller was interrupted and
+   * the cancel is under way; the connection waits for it. returned: it ended
+   * and the connection is back. held: it ended and `outcome` returns the
+   * connection; whoever runs `outcome` first does, once.
    */
-  state: "running" | "returned" | "held" = "running"
+  state: "running" | "stopping" | "returned" | "held" = "running"
   /** Set during `start`: a `done` called then waits for `start` to return. */
   starting = true
   outcome: Effect.Effect<unknown, unknown> = Effect.void
@@ -345,7 +346,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private readonly thenDirect: Then<A, unknown, unknown, unknown> = (entry, restore, use) => {
     const direct = use as unknown as Direct<A, unknown, unknown>
     const run = this.startDirect(entry, direct)
-    if (run === undefined) return this.thenUse(entry, restore, direct.use)
+    if (run === undefined) return this.thenUse(entry, restore, (connection) => direct.use(connection))
     const ended = Effect.async<unknown, unknown>((resume) => {
       if (run.state === "running") run.resume = resume
       else resume(run.outcome)
@@ -368,10 +369,14 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
     return started ? run : undefined
   }
 
-  /** A direct call ended: its connection goes back now (on to the next waiter), then its caller hears. */
+  /**
+   * A direct call ended: its connection goes back now (on to the next
+   * waiter), then its caller hears. One whose cancel is under way waits for
+   * that first: a late cancel must never reach the next user's call.
+   */
   private endDirect(run: DirectRun<A>, outcome: Effect.Effect<unknown, unknown>, clean: boolean): void {
-    if (run.state !== "running") return
-    if (clean && this.config.reset === undefined) {
+    if (run.state !== "running" && run.state !== "stopping") return
+    if (clean && run.state === "running" && this.config.reset === undefined) {
       run.state = "returned"
       run.outcome = outcome
       this.checkIn(run.entry, true)
@@ -380,7 +385,9 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       run.outcome = Effect.uninterruptible(Effect.suspend(() => {
         if (run.state !== "held") return Effect.void
         run.state = "returned"
-        return Effect.ensuring(Effect.zipRight(run.direct.settle(run.entry.value), outcome), this.release(run.entry))
+        const settled = clean ? outcome : Effect.zipRight(run.direct.settle(run.entry.value), outcome)
+        // Decided when the connection goes back, not now: the settle may have invalidated it.
+        return Effect.ensuring(settled, Effect.suspend(() => this.release(run.entry)))
       }))
     }
     if (run.waiter !== undefined) Deferred.unsafeDone(run.waiter.deferred, callEnded)
@@ -395,14 +402,16 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private stopDirect(run: DirectRun<A>): Effect.Effect<void> {
     const settle = Effect.suspend(() => {
       if (run.state === "held") return Effect.ignore(run.outcome)
-      if (run.state === "running") {
+      if (run.state === "stopping") {
         run.state = "returned"
         run.entry.invalidated = true
         this.checkIn(run.entry, false)
       }
       return Effect.void
     })
-    return run.state === "running" ? Effect.zipRight(run.direct.cancel(run.entry.value), settle) : settle
+    if (run.state !== "running") return settle
+    run.state = "stopping"
+    return Effect.zipRight(run.direct.cancel(run.entry.value), settle)
   }
 
   /** Epoch milliseconds, with the sub-millisecond part when the clock has one. */
@@ -610,7 +619,16 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
       }
       const healthy = Exit.isSuccess(exit) && exit.value
       // The pool may have closed it meanwhile (clear with interruptInUse, the drain deadline): never hand that out.
-      if (healthy && entry.state === "inUse") return this.deliver(entry, checkout.site, checkout.restore, checkout.then, checkout.use)
+      if (healthy && entry.state === "inUse") {
+        // An interrupt that came during the check lands before the connection is used (a direct call would start at once).
+        return Effect.matchCauseEffect(checkout.restore(Effect.void), {
+          onFailure: (cause) => {
+            this.putBack(entry)
+            return Effect.failCause(cause)
+          },
+          onSuccess: () => this.deliver(entry, checkout.site, checkout.restore, checkout.then, checkout.use)
+        })
+      }
       if (entry.state === "inUse") this.closeInUse(entry, "error", "validation failed")
       // An interrupt that came while the check was stopped lands here, before the checkout takes another connection.
       return Effect.zipRight(checkout.restore(Effect.void), Effect.suspend(() => this.retryAfterInvalid(checkout)))
@@ -808,7 +826,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
           return
         }
         waiter.then = this.thenUse
-        waiter.use = direct.use
+        waiter.use = (connection) => direct.use(connection)
       }
       waiter.served = entry
       Deferred.unsafeDone(waiter.deferred, entry.handedOff)

@@ -5,10 +5,11 @@
  * is a fake whose calls end when the test says.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Option, TestClock, Tracer } from "effect"
+import { Deferred, Effect, Exit, Fiber, TestClock } from "effect"
 import { type Direct, dispatch } from "../../src/internal/pool.js"
 import type { TestFactory } from "../../src/testing/index.js"
 import { makeTestPool, settle } from "../utils/pool.js"
+import { recordingTracer } from "../utils/tracer.js"
 
 type Connection = TestFactory.TestConnection
 
@@ -56,6 +57,17 @@ const makeDriver = () => {
   return { log, running, call, take }
 }
 
+/** A pool of one connection, call `first` running on it and call "b" queued behind it, each in a fiber of its own. */
+const oneRunningOneQueued = (first: (driver: ReturnType<typeof makeDriver>) => Direct<Connection, string, never> = (d) => d.call("a")) =>
+  Effect.gen(function*() {
+    const { pool } = yield* makeTestPool({ maxSize: 1 })
+    const driver = makeDriver()
+    const running = yield* Effect.fork(dispatch(pool, first(driver)))
+    const queued = yield* Effect.fork(dispatch(pool, driver.call("b")))
+    yield* settle
+    return { pool, driver, running, queued }
+  })
+
 describe("direct calls", () => {
   it.scoped("a call's end starts the next queued call from the driver's callback, before any fiber runs", () =>
     Effect.gen(function*() {
@@ -77,11 +89,7 @@ describe("direct calls", () => {
 
   it.scoped("an interrupted call is cancelled, and its caller goes on only once the connection is back", () =>
     Effect.gen(function*() {
-      const { pool } = yield* makeTestPool({ maxSize: 1 })
-      const driver = makeDriver()
-      const running = yield* Effect.fork(dispatch(pool, driver.call("a")))
-      const queued = yield* Effect.fork(dispatch(pool, driver.call("b")))
-      yield* settle
+      const { driver, pool, queued, running } = yield* oneRunningOneQueued()
       yield* Fiber.interrupt(running)
       expect(driver.log).toStrictEqual(["start a", "cancel a", "end a", "start b"])
       // Interrupted at the front of the queue: "b" never starts on the connection "c" gets.
@@ -95,13 +103,32 @@ describe("direct calls", () => {
       expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0, waiting: 0 })
     }))
 
+  it.scoped("a call that ends while its cancel is still under way keeps its connection until the cancel is done", () =>
+    Effect.gen(function*() {
+      const cancelDelivered = yield* Deferred.make<void>()
+      const { driver, pool, queued, running } = yield* oneRunningOneQueued((driver) => ({
+        ...driver.call("a"),
+        // The call ends on its own, and only then does the server take the cancel.
+        cancel: () =>
+          Effect.zipRight(
+            Effect.sync(() => driver.take("a").end()),
+            Effect.zipRight(Deferred.await(cancelDelivered), Effect.sync(() => void driver.log.push("cancel a delivered")))
+          )
+      }))
+      const interrupting = yield* Effect.fork(Fiber.interrupt(running))
+      yield* settle
+      expect(driver.log).toStrictEqual(["start a", "end a"])
+      yield* Deferred.succeed(cancelDelivered, undefined)
+      yield* Fiber.join(interrupting)
+      expect(driver.log).toStrictEqual(["start a", "end a", "cancel a delivered", "start b"])
+      driver.take("b").end()
+      expect(yield* Fiber.join(queued)).toBe("b")
+      expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0 })
+    }))
+
   it.scoped("an interrupted waiter's call never starts", () =>
     Effect.gen(function*() {
-      const { pool } = yield* makeTestPool({ maxSize: 1 })
-      const driver = makeDriver()
-      const first = yield* Effect.fork(dispatch(pool, driver.call("a")))
-      const waiting = yield* Effect.fork(dispatch(pool, driver.call("b")))
-      yield* settle
+      const { driver, pool, queued: waiting, running: first } = yield* oneRunningOneQueued()
       yield* Fiber.interrupt(waiting)
       driver.take("a").end()
       expect(yield* Fiber.join(first)).toBe("a")
@@ -135,11 +162,7 @@ describe("direct calls", () => {
 
   it.scoped("a dirty end makes the connection fit in the caller's fiber before it goes back", () =>
     Effect.gen(function*() {
-      const { pool } = yield* makeTestPool({ maxSize: 1 })
-      const driver = makeDriver()
-      const first = yield* Effect.fork(dispatch(pool, driver.call("a")))
-      const second = yield* Effect.fork(dispatch(pool, driver.call("b")))
-      yield* settle
+      const { driver, queued: second, running: first } = yield* oneRunningOneQueued()
       driver.take("a").end("a", false)
       expect(driver.log).toStrictEqual(["start a", "end a"])
       expect(yield* Fiber.join(first)).toBe("a")
@@ -174,35 +197,7 @@ describe("direct calls", () => {
 
   it.scoped("a long wait is traced in the caller's fiber, from its start to the hand-off", () =>
     Effect.gen(function*() {
-      const spans: Array<{ readonly name: string; readonly parent: string | undefined; readonly ms: number }> = []
-      const tracer = Tracer.make({
-        span: (name, parent, context, links, startTime, kind) => {
-          const span: Tracer.Span = {
-            _tag: "Span",
-            name,
-            spanId: name,
-            traceId: "trace",
-            parent,
-            context,
-            links,
-            sampled: true,
-            kind,
-            status: { _tag: "Started", startTime },
-            attributes: new Map(),
-            attribute: () => {},
-            event: () => {},
-            addLinks: () => {},
-            end: (endTime) =>
-              void spans.push({
-                name,
-                parent: Option.getOrUndefined(Option.map(parent, (p) => p.spanId)),
-                ms: Number(endTime - startTime) / 1e6
-              })
-          }
-          return span
-        },
-        context: (f) => f()
-      })
+      const { spans, tracer } = recordingTracer()
       const { pool } = yield* makeTestPool({ maxSize: 1, traceWaitsOver: "10 millis" })
       const driver = makeDriver()
       const first = yield* Effect.fork(dispatch(pool, driver.call("a")))
@@ -217,7 +212,7 @@ describe("direct calls", () => {
       driver.take("b").end()
       yield* Fiber.join(first)
       yield* Fiber.join(waiting)
-      expect(spans).toStrictEqual([
+      expect(spans.map(({ end, name, parent, start }) => ({ name, parent, ms: Number(end - start) / 1e6 }))).toStrictEqual([
         { name: "lifeguard.pool.checkout", parent: "caller", ms: 25 },
         { name: "caller", parent: undefined, ms: 30 }
       ])
@@ -247,11 +242,7 @@ describe("direct calls", () => {
 
   it.scoped("a pool that closes waits for a running call, and fails the queued ones", () =>
     Effect.gen(function*() {
-      const { pool } = yield* makeTestPool({ maxSize: 1 })
-      const driver = makeDriver()
-      const running = yield* Effect.fork(dispatch(pool, driver.call("a")))
-      const queued = yield* Effect.fork(dispatch(pool, driver.call("b")))
-      yield* settle
+      const { driver, pool, queued, running } = yield* oneRunningOneQueued()
       const draining = yield* Effect.fork(pool.drain)
       yield* settle
       const exit = yield* Fiber.await(queued)

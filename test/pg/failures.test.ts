@@ -259,6 +259,16 @@ describe("the return path", () => {
         yield* Effect.sleep("5 millis")
         expect(yield* sql`SELECT now() = statement_timestamp() AS fresh`).toStrictEqual([{ fresh: true }])
 
+        // A statement that opens a transaction and fails inside it: pg calls it back before the
+        // ReadyForQuery that says so, and the connection must still be rolled back before reuse.
+        // The next statement waits for the connection meanwhile, so it is handed over at once.
+        const failing = yield* Effect.fork(Effect.exit(sql.unsafe("SELECT pg_sleep(0.1); BEGIN; SELECT 1/0")))
+        yield* eventually(pool.stats, (stats) => stats.inUse === 1)
+        const next = yield* Effect.fork(sql`SELECT now() = statement_timestamp() AS fresh`)
+        expect(Exit.isFailure(yield* Fiber.join(failing))).toBe(true)
+        expect(yield* Fiber.join(next)).toStrictEqual([{ fresh: true }])
+        expect(yield* backends(name)).toMatchObject([{ pid, state: "idle" }])
+
         // A reserved connection given back in a failed transaction block.
         yield* Effect.scoped(Effect.gen(function*() {
           const connection = yield* sql.reserve

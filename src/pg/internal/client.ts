@@ -32,7 +32,7 @@ import { type Direct, dispatch, make as makePool } from "../../internal/pool.js"
 import { type ConnectTimeoutError, PoolConfigError, type PoolError } from "../../PoolError.js"
 import type { Options, PgPoolClient } from "../PgPool.js"
 import { defaultName, resolve } from "./config.js"
-import { close, orGiveUp, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
+import { awaitReady, close, orGiveUp, type Owner, PgConnection, rowsOf, sendCancelRequest } from "./connection.js"
 import {
   checkoutFailed,
   codeOf,
@@ -94,6 +94,10 @@ export const make = (
     /** Makes a returning connection fit for the next user, or retires it. */
     const settle = (connection: PgConnection): Effect.Effect<void> =>
       Effect.suspend(() => {
+        // A failed statement is called back before its ReadyForQuery: the transaction status comes with it.
+        if (connection.gone === undefined && connection.running === 0 && !connection.isReady) {
+          return Effect.zipRight(awaitReady(connection), settle(connection))
+        }
         if (connection.gone !== undefined || connection.running > 0) return pool.invalidate(connection)
         if (connection.txStatus === "I") return Effect.void
         // Returned inside a transaction block (a bare BEGIN, a failed COMMIT): roll it back here.

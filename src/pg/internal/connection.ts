@@ -33,6 +33,8 @@ export class PgConnection extends pg.Client {
   running = 0
   /** Called once `running` drops back to zero (an interrupted query finishing after its cancel). */
   onSettled: (() => void) | undefined = undefined
+  /** Called at the next ReadyForQuery, or when the connection goes (see `awaitReady`). */
+  onReady: (() => void) | undefined = undefined
   /** Stamped by the pool at set-up: lets one server shutdown clear the pool once, not once per connection. */
   epoch = 0
   /** Cancels the running query on the server and waits until it stopped (see `cancelRunning`). */
@@ -50,6 +52,7 @@ export class PgConnection extends pg.Client {
     this.on("end", () => this.markGone(new Error("Connection terminated")))
     this.connection.on("readyForQuery", (message: { readonly status: string }) => {
       this.txStatus = message.status
+      this.ready()
     })
   }
 
@@ -57,11 +60,27 @@ export class PgConnection extends pg.Client {
     if (this.gone !== undefined) return
     this.gone = error
     this.owner.onGone(this, error)
+    this.ready()
   }
 
-  /** True when it can go back to the pool as is: alive, idle, outside any transaction. */
+  private ready(): void {
+    const ready = this.onReady
+    this.onReady = undefined
+    ready?.()
+  }
+
+  /** True when it can go back to the pool as is: alive, idle, outside any transaction, its status known. */
   get clean(): boolean {
-    return this.gone === undefined && this.running === 0 && this.txStatus === "I"
+    return this.gone === undefined && this.running === 0 && this.txStatus === "I" && this.isReady
+  }
+
+  /**
+   * Whether the server's ReadyForQuery for the last statement is in (pg's own
+   * field): pg calls a failed statement back at its ErrorResponse, before it,
+   * while `txStatus` still says what it was before the statement.
+   */
+  get isReady(): boolean {
+    return (this as unknown as { readonly readyForQuery: boolean }).readyForQuery
   }
 
   /**
@@ -176,6 +195,23 @@ const cancelRunning = (connection: PgConnection): Effect.Effect<void> =>
 export const orGiveUp = (effect: Effect.Effect<void>, millis: number, giveUp: () => void): Effect.Effect<void> =>
   Effect.timeout(Effect.interruptible(effect), Duration.millis(millis)).pipe(
     Effect.catchTag("TimeoutException", () => Effect.sync(giveUp))
+  )
+
+/**
+ * Waits for the ReadyForQuery that follows a failed statement (or for the
+ * connection to go), up to `cancelTimeout`; after that the connection is given up.
+ */
+export const awaitReady = (connection: PgConnection): Effect.Effect<void> =>
+  orGiveUp(
+    Effect.async<void>((resume) => {
+      if (connection.isReady || connection.gone !== undefined) resume(Effect.void)
+      else connection.onReady = () => resume(Effect.void)
+    }),
+    connection.owner.cancelTimeout,
+    () => {
+      connection.onReady = undefined
+      connection.markGone(new Error(`no ReadyForQuery within ${connection.owner.cancelTimeout} ms after a failed statement`))
+    }
   )
 
 /**
