@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import { Cause, Chunk, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { PgPool } from "../../src/pg/index.js"
 import { backendsOf, sharedServer, uniqueName } from "../utils/postgres.js"
 
@@ -45,6 +45,23 @@ describe("drop-in for PgClient", () => {
       expect(yield* sql`SELECT 1::int AS first_name`.withoutTransform).toStrictEqual([{ first_name: 1 }])
     }).pipe(
       Effect.provide(withPool({ transformResultNames: (name) => name.replace(/_(.)/g, (_, c: string) => c.toUpperCase()) }))
+    ))
+
+  it.live("a row transform that throws fails its statement as a defect, and the connection serves the next one", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const pool = yield* PgPool.PgPool
+      const exit = yield* Effect.exit(sql`SELECT 1::int AS boom`)
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(yield* sql`SELECT 1::int AS ok`).toStrictEqual([{ ok: 1 }])
+      expect(yield* pool.stats).toMatchObject({ inUse: 0 })
+    }).pipe(
+      Effect.provide(withPool({
+        transformResultNames: (name) => {
+          if (name === "boom") throw new Error("a transform that throws")
+          return name
+        }
+      }))
     ))
 
   it.live("a failing statement is a SqlError that names the pool and the server's reason", () =>

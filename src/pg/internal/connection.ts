@@ -132,7 +132,13 @@ export class PgConnection extends pg.Client {
       if (isConnectionGone(error) || this.owner.unfit(error)) this.markGone(error)
       return Effect.fail(queryFailed(this.owner.name, error))
     }
-    return Effect.succeed(map(result))
+    // A throwing `map` (a user's row transform) fails the statement as a defect; thrown here it would
+    // escape into pg's callback, leave the caller waiting and the connection out.
+    try {
+      return Effect.succeed(map(result))
+    } catch (defect) {
+      return Effect.die(defect)
+    }
   }
 
   /** Marks the end of a statement or cursor. */
