@@ -401,7 +401,8 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
    */
   private stopDirect(run: DirectRun<A>): Effect.Effect<void> {
     const settle = Effect.suspend(() => {
-      if (run.state === "held") return Effect.ignore(run.outcome)
+      // Its outcome is nobody's now: not even a defect in it may replace the caller's interruption.
+      if (run.state === "held") return Effect.catchAllCause(run.outcome, () => Effect.void)
       if (run.state === "stopping") {
         run.state = "returned"
         run.entry.invalidated = true

@@ -5,7 +5,7 @@
  * is a fake whose calls end when the test says.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, TestClock } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, TestClock } from "effect"
 import { type Direct, dispatch } from "../../src/internal/pool.js"
 import type { TestFactory } from "../../src/testing/index.js"
 import { makeTestPool, settle } from "../utils/pool.js"
@@ -123,6 +123,24 @@ describe("direct calls", () => {
       expect(driver.log).toStrictEqual(["start a", "end a", "cancel a delivered", "start b"])
       driver.take("b").end()
       expect(yield* Fiber.join(queued)).toBe("b")
+      expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0 })
+    }))
+
+  it.scoped("a defect in the outcome of a call whose caller was interrupted does not replace the interruption", () =>
+    Effect.gen(function*() {
+      let finish: ((outcome: Effect.Effect<string>, clean: boolean) => void) | undefined
+      const { pool, queued, running } = yield* oneRunningOneQueued((driver) => ({
+        ...driver.call("a"),
+        start: (_, done) => {
+          finish = done
+          return true
+        },
+        // The call ends as the cancel goes out, and its outcome is a defect (a row transform that threw).
+        cancel: () => Effect.sync(() => finish!(Effect.die("boom"), true))
+      }))
+      const exit = yield* Fiber.interrupt(running)
+      expect(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)).toBe(true)
+      yield* Fiber.interrupt(queued)
       expect(yield* pool.stats).toMatchObject({ idle: 1, inUse: 0 })
     }))
 

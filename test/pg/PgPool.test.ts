@@ -47,12 +47,14 @@ describe("drop-in for PgClient", () => {
       Effect.provide(withPool({ transformResultNames: (name) => name.replace(/_(.)/g, (_, c: string) => c.toUpperCase()) }))
     ))
 
-  it.live("a row transform that throws fails its statement as a defect, and the connection serves the next one", () =>
+  it.live("a row transform that throws fails its statement or stream as a defect, and the connection serves the next one", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const pool = yield* PgPool.PgPool
       const exit = yield* Effect.exit(sql`SELECT 1::int AS boom`)
       expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      const streamed = yield* Effect.exit(Stream.runCollect(sql`SELECT 1::int AS boom`.stream))
+      expect(Exit.isFailure(streamed) && Cause.isDie(streamed.cause)).toBe(true)
       expect(yield* sql`SELECT 1::int AS ok`).toStrictEqual([{ ok: 1 }])
       expect(yield* pool.stats).toMatchObject({ inUse: 0 })
     }).pipe(

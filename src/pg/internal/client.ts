@@ -299,7 +299,14 @@ export const make = (
               if (isConnectionGone(error)) connection.markGone(error)
               resume(Effect.fail(Option.some(queryFailed(name, error))))
             } else if (rows.length === 0) resume(Effect.fail(Option.none()))
-            else resume(Effect.succeed(Chunk.unsafeFromArray(transformRows ? transformRows(rows) : rows)))
+            else {
+              // Thrown here, a row transform's error would escape pg-cursor's callback and crash the process.
+              try {
+                resume(Effect.succeed(Chunk.unsafeFromArray(transformRows ? transformRows(rows) : rows)))
+              } catch (defect) {
+                resume(Effect.die(defect))
+              }
+            }
           })
         })
         return Stream.repeatEffectChunkOption(pull)
