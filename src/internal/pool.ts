@@ -118,6 +118,9 @@ export interface Direct<A, B, E2> {
   readonly cancel: (connection: A) => Effect.Effect<void>
 }
 
+/** A direct call its driver declined, as the function `pool.use` runs (`use` is a method: it keeps its receiver). */
+const asUse = <A>(direct: Direct<A, unknown, unknown>): Use<A, unknown, unknown, unknown> => (connection) => direct.use(connection)
+
 /** What a waiter whose direct call ended is completed with. */
 const callEnded = Exit.succeed("callEnded" as const)
 
@@ -346,7 +349,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
   private readonly thenDirect: Then<A, unknown, unknown, unknown> = (entry, restore, use) => {
     const direct = use as unknown as Direct<A, unknown, unknown>
     const run = this.startDirect(entry, direct)
-    if (run === undefined) return this.thenUse(entry, restore, (connection) => direct.use(connection))
+    if (run === undefined) return this.thenUse(entry, restore, asUse(direct))
     const ended = Effect.async<unknown, unknown>((resume) => {
       if (run.state === "running") run.resume = resume
       else resume(run.outcome)
@@ -827,7 +830,7 @@ class PoolImpl<A, E, R> implements Pool<A, E> {
           return
         }
         waiter.then = this.thenUse
-        waiter.use = (connection) => direct.use(connection)
+        waiter.use = asUse(direct)
       }
       waiter.served = entry
       Deferred.unsafeDone(waiter.deferred, entry.handedOff)

@@ -181,27 +181,34 @@ describe("a server that accepts but never answers", () => {
     }))
 })
 
+/**
+ * Interrupts `fiber` once its `pg_sleep(30)` runs on the pool's one connection, and checks the cancel: the
+ * interrupt returns soon, by then the server has stopped the query, and the same connection went back to
+ * the pool clean rather than being closed.
+ */
+const interruptSleeping = (name: string, fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const pool = yield* PgPool.PgPool
+    const [busy] = yield* eventually(
+      backends(name),
+      (rows) => rows.some((row) => row.state === "active" && row.query.includes("pg_sleep(30)"))
+    )
+    const { ms } = yield* elapsed(Fiber.interrupt(fiber))
+    expect(ms).toBeLessThan(3_000)
+    expect(yield* backends(name)).toMatchObject([{ pid: busy!.pid, state: "idle" }])
+    expect(yield* pool.stats).toMatchObject({ total: 1, idle: 1, inUse: 0, connectionsClosed: 0 })
+    expect(yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`).toStrictEqual([{ pid: busy!.pid }])
+  })
+
 describe("cancellation", () => {
   it.live("interrupting a pg_sleep cancels it on the server; the connection comes back only after", () =>
     Effect.gen(function*() {
       const { layer, name } = withPool({ maxSize: 1 })
       yield* Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const pool = yield* PgPool.PgPool
         const fiber = yield* Effect.fork(sql`SELECT pg_sleep(30)`)
-        const [busy] = yield* eventually(
-          backends(name),
-          (rows) => rows.some((row) => row.state === "active" && row.query.includes("pg_sleep"))
-        )
-        const { ms } = yield* elapsed(Fiber.interrupt(fiber))
-        expect(ms).toBeLessThan(3_000)
-        // By the time the interrupt returned, the server had stopped the query.
-        const [after] = yield* backends(name)
-        expect(after).toMatchObject({ pid: busy!.pid, state: "idle" })
-        // ... and the connection went back to the pool, clean, rather than being closed.
-        expect(yield* pool.stats).toMatchObject({ total: 1, idle: 1, inUse: 0, connectionsClosed: 0 })
-        const [next] = yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`
-        expect(next!.pid).toBe(busy!.pid)
+        yield* interruptSleeping(name, fiber)
       }).pipe(Effect.provide(layer))
     }))
 
@@ -217,15 +224,7 @@ describe("cancellation", () => {
         const queued = yield* Effect.fork(sql`SELECT pg_sleep(30)`)
         yield* eventually(pool.stats, (stats) => stats.waiting === 1)
         yield* Fiber.join(first)
-        const [busy] = yield* eventually(
-          backends(name),
-          (rows) => rows.some((row) => row.state === "active" && row.query.includes("pg_sleep(30)"))
-        )
-        const { ms } = yield* elapsed(Fiber.interrupt(queued))
-        expect(ms).toBeLessThan(3_000)
-        expect(yield* backends(name)).toMatchObject([{ pid: busy!.pid, state: "idle" }])
-        expect(yield* pool.stats).toMatchObject({ total: 1, idle: 1, inUse: 0, connectionsClosed: 0 })
-        expect(yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`).toStrictEqual([{ pid: busy!.pid }])
+        yield* interruptSleeping(name, queued)
       }).pipe(Effect.provide(layer))
     }))
 
